@@ -1,0 +1,225 @@
+"""`make run`: start the whole platform on one machine.
+
+    python -m devstack run       # embedded servers (or the ones given), migrations, services, gateway
+    python -m devstack infra     # only PostgreSQL + NATS, until Ctrl-C
+    python -m devstack migrate   # create the databases and upgrade every service
+
+Every address and port is a setting (environment variables, see DevstackSettings). With
+EMBEDDED=false nothing is started: PG_URL and NATS_URL name existing servers."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from pydantic import Field
+
+from devstack.servers import EmbeddedNats, EmbeddedPostgres, create_databases_sync, port_is_free
+from shared.migrations import SERVICES, upgrade
+from shared.settings import EMBEDDED_NATS_PORT, EMBEDDED_PG_PORT, CommonSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class DevstackSettings(CommonSettings):
+    data_dir: Path = ROOT / ".data"
+    embedded: bool = True
+    embedded_pg_port: int = EMBEDDED_PG_PORT
+    embedded_nats_port: int = EMBEDDED_NATS_PORT
+    host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    stakeholders_port: int = 8001
+    ideas_port: int = 8002
+    votes_port: int = 8003
+    comments_port: int = 8004
+    # Database names are "<db_prefix><service>", so a shared server can host several stacks.
+    db_prefix: str = ""
+    workers: int = Field(1, description="uvicorn workers per service")
+
+    def service_port(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+    def service_url(self, service: str) -> str:
+        return f"http://{self.host}:{self.service_port(service)}"
+
+    def database_url(self, service: str) -> str:
+        return f"{self.pg_url.rstrip('/')}/{self.db_prefix}{service}"
+
+
+class Infra:
+    """The servers this run started itself (none when EMBEDDED=false)."""
+
+    def __init__(self, settings: DevstackSettings) -> None:
+        self.settings = settings
+        self.postgres: EmbeddedPostgres | None = None
+        self.nats: EmbeddedNats | None = None
+
+    def start(self) -> None:
+        s = self.settings
+        if s.embedded:
+            s.data_dir.mkdir(parents=True, exist_ok=True)
+            self.postgres = EmbeddedPostgres(s.data_dir / "postgres", s.embedded_pg_port)
+            self.postgres.start()
+            self.nats = EmbeddedNats(s.data_dir / "nats", s.embedded_nats_port)
+            self.nats.start()
+            s.pg_url = self.postgres.url
+            s.nats_url = self.nats.url
+        say(f"PostgreSQL {s.pg_url}   NATS {s.nats_url}")
+
+    def migrate(self) -> None:
+        s = self.settings
+        create_databases_sync(s.pg_url, [f"{s.db_prefix}{name}" for name in SERVICES])
+        for name in SERVICES:
+            upgrade(name, s.database_url(name))
+        say("databases migrated: " + ", ".join(f"{s.db_prefix}{n}" for n in SERVICES))
+
+    def stop(self) -> None:
+        if self.nats is not None:
+            self.nats.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+def say(text: str) -> None:
+    print(f"[devstack] {text}", flush=True)
+
+
+def process_env(settings: DevstackSettings, service: str | None) -> dict[str, str]:
+    env = {
+        "PG_URL": settings.pg_url,
+        "NATS_URL": settings.nats_url,
+        "ENVIRONMENT": settings.environment,
+        "LOG_LEVEL": settings.log_level,
+        "JWKS_URL": f"{settings.service_url('stakeholders')}/.well-known/jwks.json",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if service is None:
+        env.update({f"{name.upper()}_URL": settings.service_url(name) for name in SERVICES})
+        env["PORT"] = str(settings.gateway_port)
+    else:
+        env["DATABASE_URL"] = settings.database_url(service)
+        env["PORT"] = str(settings.service_port(service))
+    return env
+
+
+def uvicorn_command(app_factory: str, host: str, port: int, workers: int) -> str:
+    return (
+        f"{sys.executable} -m uvicorn {app_factory} --factory --host {host} --port {port} "
+        f"--loop uvloop --http httptools --no-access-log --timeout-graceful-shutdown 5 --workers {workers}"
+    )
+
+
+def announce_when_ready(settings: DevstackSettings, stop: threading.Event) -> None:
+    urls = {name: settings.service_url(name) for name in SERVICES}
+    urls["gateway"] = f"http://{settings.host}:{settings.gateway_port}"
+    deadline = time.monotonic() + 120
+    pending = dict(urls)
+    while pending and not stop.is_set() and time.monotonic() < deadline:
+        for name, url in list(pending.items()):
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:  # noqa: S310 - loopback
+                    if r.status == 200:
+                        del pending[name]
+            except OSError:
+                pass
+        time.sleep(0.3)
+    if pending:
+        say(f"not answering yet: {', '.join(pending)}")
+        return
+    lines = [f"  {name:<13} {url}" for name, url in urls.items() if name != "gateway"]
+    say(
+        "platform ready\n"
+        f"  GraphQL API   http://{settings.host}:{settings.gateway_port}/graphql\n" + "\n".join(lines)
+    )
+
+
+def run(settings: DevstackSettings) -> int:
+    from honcho.manager import Manager
+
+    for name in [*SERVICES, "gateway"]:
+        port = settings.gateway_port if name == "gateway" else settings.service_port(name)
+        if not port_is_free(port, settings.host):
+            say(f"port {port} ({name}) is already in use: stop what holds it or set {name.upper()}_PORT")
+            return 1
+    infra = Infra(settings)
+    # A SIGTERM before honcho takes over must still stop the servers started so far.
+    signal.signal(signal.SIGTERM, _interrupt)
+    stop = threading.Event()
+    try:
+        infra.start()
+        infra.migrate()
+        manager = Manager()
+        for name in SERVICES:
+            manager.add_process(
+                name,
+                uvicorn_command(f"services.{name}.main:create_app", settings.host, settings.service_port(name), settings.workers),
+                env={**_inherited_env(), **process_env(settings, name)},
+                cwd=str(ROOT),
+            )
+        manager.add_process(
+            "gateway",
+            uvicorn_command("gateway.main:create_app", settings.host, settings.gateway_port, settings.workers),
+            env={**_inherited_env(), **process_env(settings, None)},
+            cwd=str(ROOT),
+        )
+        threading.Thread(target=announce_when_ready, args=(settings, stop), daemon=True).start()
+        manager.loop()
+        return int(manager.returncode or 0)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        stop.set()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        infra.stop()
+        say("stopped")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _inherited_env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def infra_only(settings: DevstackSettings) -> int:
+    infra = Infra(settings)
+    try:
+        infra.start()
+        infra.migrate()
+        say("infrastructure running; Ctrl-C stops it")
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        return 0
+    finally:
+        infra.stop()
+
+
+def main(argv: list[str]) -> int:
+    settings = DevstackSettings()
+    command = argv[0] if argv else "run"
+    if command == "run":
+        return run(settings)
+    if command == "infra":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        return infra_only(settings)
+    if command == "migrate":
+        infra = Infra(settings)
+        try:
+            infra.start()
+            infra.migrate()
+        finally:
+            infra.stop()
+        return 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,99 @@
+"""Alembic, driven from code: every service keeps its revisions in
+`services/<name>/migrations/versions` and its env.py calls `run_env()`.
+
+    python -m shared.migrations <service> [<service> ...]   # upgrade to head
+
+Several replicas may start together: the upgrade holds a PostgreSQL advisory lock."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command, context
+from alembic.config import Config
+from alembic.operations import Operations
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shared.settings import ServiceSettings, to_asyncpg_url
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("stakeholders", "ideas", "votes", "comments")
+MIGRATION_LOCK_ID = 7_331_001
+
+
+def alembic_config(service: str, database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "services" / service / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", to_asyncpg_url(database_url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(service: str, database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(service, database_url), revision)
+
+
+def run_env() -> None:
+    """The body of every service's env.py (online mode, asyncpg)."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url is not None
+
+    def do_run(connection: Connection) -> None:
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        context.configure(connection=connection, target_metadata=None, transaction_per_migration=False)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def main() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(do_run)
+        await engine.dispose()
+
+    asyncio.run(main())
+
+
+def create_messaging_tables(op: Operations) -> None:
+    """The outbox and inbox tables every service has (used by each service's first revision)."""
+    op.create_table(
+        "outbox",
+        sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),
+        sa.Column("subject", sa.String(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("headers", postgresql.JSONB(), nullable=False, server_default=sa.text("'{}'::jsonb")),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_index(
+        "ix_outbox_unsent", "outbox", ["created_at"], postgresql_where=sa.text("sent_at IS NULL")
+    )
+    op.execute(
+        "CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_notify('outbox', ''); RETURN NULL; END $$"
+    )
+    op.execute(
+        "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()"
+    )
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(), primary_key=True),
+        sa.Column("event_id", postgresql.UUID(as_uuid=True), primary_key=True),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+
+
+def main(argv: list[str]) -> int:
+    services = argv or list(SERVICES)
+    for service in services:
+        settings = ServiceSettings(service_name=service)
+        upgrade(service, settings.resolved_database_url())
+        print(f"migrated {service}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,134 @@
+"""One error type for every service: `Problem`, rendered as RFC 9457 application/problem+json.
+
+`code` uses the same vocabulary as the public GraphQL contract's `extensions.code`, so the
+gateway passes it through unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from shared.logs import get_logger
+
+PROBLEM_JSON = "application/problem+json"
+
+STATUS_FOR_CODE = {
+    "BAD_USER_INPUT": 400,
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "CONFLICT": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "RATE_LIMITED": 429,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+}
+CODE_FOR_STATUS = {v: k for k, v in STATUS_FOR_CODE.items()}
+CODE_FOR_STATUS[405] = "BAD_USER_INPUT"
+CODE_FOR_STATUS[422] = "BAD_USER_INPUT"
+
+
+class Problem(Exception):
+    def __init__(self, code: str, detail: str, *, status: int | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status or STATUS_FOR_CODE.get(code, 400)
+        self.extra = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": f"urn:problem:{self.code.lower()}",
+            "title": self.code.replace("_", " ").capitalize(),
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+            **self.extra,
+        }
+
+
+def bad_input(detail: str, **extra: Any) -> Problem:
+    return Problem("BAD_USER_INPUT", detail, **extra)
+
+
+def not_found(what: str) -> Problem:
+    return Problem("NOT_FOUND", f"{what} not found")
+
+
+def conflict(detail: str) -> Problem:
+    return Problem("CONFLICT", detail)
+
+
+def forbidden(detail: str = "not allowed") -> Problem:
+    return Problem("FORBIDDEN", detail)
+
+
+def unauthenticated(detail: str = "authentication required") -> Problem:
+    return Problem("UNAUTHENTICATED", detail)
+
+
+def problem_response(problem: Problem) -> Response:
+    headers = {}
+    if problem.code == "UNAUTHENTICATED":
+        headers["WWW-Authenticate"] = "Bearer"
+    if "retry_after" in problem.extra:
+        headers["Retry-After"] = str(int(problem.extra["retry_after"]))
+    return Response(
+        orjson.dumps(problem.to_dict()), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """A database or broker that cannot be reached: retryable, not a bug."""
+    import asyncpg
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+        return is_unavailable(exc.orig) if exc.orig is not None else False
+    if isinstance(exc, sa_exc.TimeoutError):  # connection pool exhausted
+        return True
+    return isinstance(
+        exc,
+        OSError | TimeoutError | ConnectionError | asyncpg.PostgresConnectionError
+        | asyncpg.exceptions.CannotConnectNowError | asyncpg.InterfaceError,
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    log = get_logger("problems")
+
+    async def on_problem(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc)
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()
+        ]
+        detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
+        return problem_response(Problem("BAD_USER_INPUT", detail, status=422, errors=errors))
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = CODE_FOR_STATUS.get(exc.status_code, "BAD_USER_INPUT")
+        return problem_response(Problem(code, str(exc.detail), status=exc.status_code))
+
+    async def on_unexpected(_: Request, exc: Exception) -> Response:
+        if is_unavailable(exc):
+            log.warning("dependency_unavailable", error=repr(exc))
+            return problem_response(Problem("UNAVAILABLE", "a dependency is unavailable; retry later", retry_after=1))
+        log.error("unhandled_error", exc_info=exc)
+        return problem_response(Problem("INTERNAL", "internal error"))
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,72 @@
+"""Settings common to every process, read from the environment by pydantic-settings.
+
+Every address is a setting. Defaults point at the embedded servers that `make run` starts on
+ports chosen not to collide with a PostgreSQL on 5432 or a NATS on 4222.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_PG_PORT = 55432
+EMBEDDED_NATS_PORT = 54222
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    environment: str = Field("development", description="development | production")
+    log_level: str = "INFO"
+    log_json: bool = True
+    nats_url: str = f"nats://127.0.0.1:{EMBEDDED_NATS_PORT}"
+    # Base URL of the PostgreSQL server; each service uses its own database on it unless
+    # DATABASE_URL names one explicitly.
+    pg_url: str = f"postgresql://postgres@127.0.0.1:{EMBEDDED_PG_PORT}"
+    # OpenTelemetry: spans are always created and propagated; exported only when enabled.
+    otel_exporter_enabled: bool = False
+    otel_exporter_otlp_endpoint: str = "http://127.0.0.1:4318"
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+
+class ServiceSettings(CommonSettings):
+    """Settings of one domain service. `service_name` is fixed by each service's subclass."""
+
+    service_name: str = "service"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str | None = None
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    # Where the stakeholder service publishes its public keys, and optionally a PEM public key
+    # configured directly (then nothing is fetched).
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    jwt_public_key: str | None = None
+    jwt_issuer: str = "co-creation-platform"
+    jwt_audience: str = "co-creation-platform"
+    # Outbox relay and consumers
+    relay_poll_interval: float = 1.0
+    relay_batch_size: int = 256
+    consumer_batch_size: int = 100
+    consumer_max_deliver: int = 10
+    consumer_ack_wait: float = 30.0
+
+    def resolved_database_url(self) -> str:
+        """SQLAlchemy URL (asyncpg driver) of this service's own database."""
+        url = self.database_url or f"{self.pg_url.rstrip('/')}/{self.service_name}"
+        return to_asyncpg_url(url)
+
+
+def to_asyncpg_url(url: str) -> str:
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def to_plain_pg_url(url: str) -> str:
+    """libpq-style URL (for asyncpg.connect and psql) from any of the accepted forms."""
+    return "postgresql://" + to_asyncpg_url(url)[len("postgresql+asyncpg://") :]
