@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.events.catalogue import payload_model
 from shared.events.envelope import Envelope
+from shared.live import flush_live
 from shared.logs import get_logger
 from shared.messaging import stream_for_subject
 from shared.tracing import extract_context, tracer
@@ -169,17 +170,24 @@ class ConsumerRunner:
 
     async def apply(self, consumer: str, envelope: Envelope, payload: BaseModel, handler: Handler) -> bool:
         """Inbox row and effect in one transaction. Returns False for an event seen before."""
-        async with self._sessionmaker() as session, session.begin():
-            first_time = (
+        async with self._sessionmaker() as session:
+            async with session.begin():
+                first_time = await self._record(session, consumer, envelope.id)
+                if not first_time:
+                    return False
+                await handler(session, envelope, payload)
+            await flush_live(session, self._nc)
+        return True
+
+    @staticmethod
+    async def _record(session: AsyncSession, consumer: str, event_id: uuid.UUID) -> bool:
+        """The inbox row; False when this consumer has handled the event before."""
+        return (
                 await session.execute(
                     text(
                         "INSERT INTO inbox (consumer, event_id) VALUES (:c, :e) "
                         "ON CONFLICT DO NOTHING RETURNING event_id"
                     ),
-                    {"c": consumer, "e": envelope.id},
-                )
-            ).first()
-            if first_time is None:
-                return False
-            await handler(session, envelope, payload)
-        return True
+                {"c": consumer, "e": event_id},
+            )
+        ).first() is not None

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.live import discard_live, flush_live
 from shared.settings import ServiceSettings
 
 
@@ -39,8 +40,10 @@ async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
             yield session
             await session.commit()
         except BaseException:
+            discard_live(session)
             await session.rollback()
             raise
+        await flush_live(session, request.app.state.runtime.nc)
 
 
 SessionDep = Annotated[AsyncSession, Depends(session_dependency, scope="function")]

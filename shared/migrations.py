@@ -8,6 +8,7 @@ Several replicas may start together: the upgrade holds a PostgreSQL advisory loc
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -87,11 +88,14 @@ def create_messaging_tables(op: Operations) -> None:
 
 
 def main(argv: list[str]) -> int:
-    services = argv or list(SERVICES)
-    for service in services:
-        settings = ServiceSettings(service_name=service)
-        upgrade(service, settings.resolved_database_url())
-        print(f"migrated {service}")
+    """Upgrade each named service (all by default). Its database is `<SERVICE>_DATABASE_URL`,
+    else `PG_URL`/<service>; DATABASE_URL is deliberately not read (it names one database)."""
+    for service in argv or list(SERVICES):
+        url = os.environ.get(f"{service.upper()}_DATABASE_URL")
+        if url is None:
+            url = ServiceSettings(service_name=service, database_url=None).resolved_database_url()
+        upgrade(service, url)
+        print(f"migrated {service}", flush=True)
     return 0
 
 
