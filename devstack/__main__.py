@@ -121,7 +121,7 @@ def announce_when_ready(settings: DevstackSettings, stop: threading.Event) -> No
     while pending and not stop.is_set() and time.monotonic() < deadline:
         for name, url in list(pending.items()):
             try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:  # noqa: S310 - loopback
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
                     if r.status == 200:
                         del pending[name]
             except OSError:
@@ -131,10 +131,7 @@ def announce_when_ready(settings: DevstackSettings, stop: threading.Event) -> No
         say(f"not answering yet: {', '.join(pending)}")
         return
     lines = [f"  {name:<13} {url}" for name, url in urls.items() if name != "gateway"]
-    say(
-        "platform ready\n"
-        f"  GraphQL API   http://{settings.host}:{settings.gateway_port}/graphql\n" + "\n".join(lines)
-    )
+    say(f"platform ready\n  GraphQL API   http://{settings.host}:{settings.gateway_port}/graphql\n" + "\n".join(lines))
 
 
 def run(settings: DevstackSettings) -> int:
@@ -156,7 +153,9 @@ def run(settings: DevstackSettings) -> int:
         for name in SERVICES:
             manager.add_process(
                 name,
-                uvicorn_command(f"services.{name}.main:create_app", settings.host, settings.service_port(name), settings.workers),
+                uvicorn_command(
+                    f"services.{name}.main:create_app", settings.host, settings.service_port(name), settings.workers
+                ),
                 env={**_inherited_env(), **process_env(settings, name)},
                 cwd=str(ROOT),
             )

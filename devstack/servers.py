@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import signal
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -110,7 +110,9 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._prepare_permissions()
         if not self.initialised():
-            self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale")
+            self._run(
+                "initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale"
+            )
         if self.running():
             return
         options = " ".join(
@@ -125,7 +127,9 @@ class EmbeddedPostgres:
             ]
         )
         try:
-            self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-w", "-t", "60", "start")
+            self._run(
+                "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-w", "-t", "60", "start"
+            )
         except subprocess.CalledProcessError as exc:
             log = self.log_file.read_text() if self.log_file.exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {exc.stderr}\n{log[-3000:]}") from exc

@@ -174,7 +174,9 @@ class TokenIssuer:
         self._audience = audience
         self._ttl = ttl_seconds
 
-    def issue(self, stakeholder_id: uuid.UUID, kind: str, role: str, scope: str = "read-write", ttl: int | None = None) -> str:
+    def issue(
+        self, stakeholder_id: uuid.UUID, kind: str, role: str, scope: str = "read-write", ttl: int | None = None
+    ) -> str:
         now = int(time.time())
         claims = {
             "sub": str(stakeholder_id),

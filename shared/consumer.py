@@ -9,6 +9,7 @@ Fetches loop with heartbeats; any subscription error re-binds after a pause (end
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,8 +19,8 @@ import nats.errors
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js.client import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Column, DateTime, func, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -102,7 +103,7 @@ class ConsumerRunner:
         )
 
     async def _loop(self, sub: Subscription, stop: asyncio.Event) -> None:
-        js = self._nc.jetstream()
+        self._nc.jetstream()
         while not stop.is_set():
             try:
                 psub = await self._bind(sub)
@@ -117,12 +118,10 @@ class ConsumerRunner:
                         await self.handle(sub, msg)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - re-bind after a pause, forever
+            except Exception as exc:
                 self._log.warning("consumer_rebind", durable=sub.durable, error=repr(exc))
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
 
     async def _bind(self, sub: Subscription) -> JetStreamContext.PullSubscription:
         """Create or update the durable consumer (idempotent), then bind to it."""
@@ -146,21 +145,17 @@ class ConsumerRunner:
             correlation_id=envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
         )
         try:
-            with tracer().start_as_current_span(
-                f"consume {envelope.type}", context=extract_context(msg.headers)
-            ):
+            with tracer().start_as_current_span(f"consume {envelope.type}", context=extract_context(msg.headers)):
                 await self.apply(sub.durable, envelope, payload, handler)
             await msg.ack()
             self.handled += 1
         except PermanentError as exc:
             self._log.error("event_terminated", durable=sub.durable, error=str(exc))
             await msg.term()
-        except Exception as exc:  # noqa: BLE001 - transient until max deliveries
+        except Exception as exc:
             delivered = msg.metadata.num_delivered if msg.metadata else 1
             if delivered >= self._max_deliver:
-                self._log.error(
-                    "event_dead_lettered", durable=sub.durable, deliveries=delivered, error=repr(exc)
-                )
+                self._log.error("event_dead_lettered", durable=sub.durable, deliveries=delivered, error=repr(exc))
                 await msg.term()
             else:
                 self._log.warning("event_retry", durable=sub.durable, deliveries=delivered, error=repr(exc))
@@ -183,11 +178,10 @@ class ConsumerRunner:
     async def _record(session: AsyncSession, consumer: str, event_id: uuid.UUID) -> bool:
         """The inbox row; False when this consumer has handled the event before."""
         return (
-                await session.execute(
-                    text(
-                        "INSERT INTO inbox (consumer, event_id) VALUES (:c, :e) "
-                        "ON CONFLICT DO NOTHING RETURNING event_id"
-                    ),
+            await session.execute(
+                text(
+                    "INSERT INTO inbox (consumer, event_id) VALUES (:c, :e) ON CONFLICT DO NOTHING RETURNING event_id"
+                ),
                 {"c": consumer, "e": event_id},
             )
         ).first() is not None

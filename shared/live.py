@@ -34,5 +34,5 @@ async def flush_live(session: AsyncSession, nc: NATS | None) -> None:
     try:
         for subject, data in hints.items():
             await nc.publish(subject, orjson.dumps(data))
-    except Exception as exc:  # noqa: BLE001 - a lost hint only delays a live update
+    except Exception as exc:
         get_logger("live").warning("live_hint_failed", error=repr(exc))

@@ -6,6 +6,7 @@ idempotent, so replicas and restarts are safe."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import nats
@@ -94,11 +95,9 @@ async def connect_nats_retrying(url: str, name: str, stop: asyncio.Event) -> NAT
     while not stop.is_set():
         try:
             return await connect_nats(url, name)
-        except Exception as exc:  # noqa: BLE001 - any failure means: try again
+        except Exception as exc:
             log.warning("nats_connect_failed", error=str(exc), retry_in=delay)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
             delay = min(delay * 2, 5.0)
     return None

@@ -10,6 +10,7 @@ LISTEN/NOTIFY (a hint only) with polling as the backstop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -84,13 +85,11 @@ class OutboxRelay:
             while not stop.is_set():
                 try:
                     await self.drain()
-                except Exception as exc:  # noqa: BLE001 - NATS or DB down: retry after the pause
+                except Exception as exc:
                     self._log.warning("outbox_relay_error", error=repr(exc))
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
-                except TimeoutError:
-                    pass
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
@@ -139,7 +138,7 @@ class OutboxRelay:
                     await conn.execute("SELECT 1", timeout=5)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - reconnect after a pause
+            except Exception as exc:
                 self._log.debug("outbox_listen_error", error=repr(exc))
                 await asyncio.sleep(1)
             finally:

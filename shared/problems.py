@@ -96,8 +96,12 @@ def is_unavailable(exc: BaseException) -> bool:
         return True
     return isinstance(
         exc,
-        OSError | TimeoutError | ConnectionError | asyncpg.PostgresConnectionError
-        | asyncpg.exceptions.CannotConnectNowError | asyncpg.InterfaceError,
+        OSError
+        | TimeoutError
+        | ConnectionError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.exceptions.CannotConnectNowError
+        | asyncpg.InterfaceError,
     )
 
 
@@ -110,9 +114,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_validation(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()
-        ]
+        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
         return problem_response(Problem("BAD_USER_INPUT", detail, status=422, errors=errors))
 

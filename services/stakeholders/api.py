@@ -84,8 +84,9 @@ async def experts(
 @router.get("/.well-known/jwks.json")
 async def jwks(request: Request) -> Response:
     keyring: Keyring = request.app.state.keyring
-    return Response(orjson.dumps(keyring.jwks()), media_type="application/json",
-                    headers={"Cache-Control": "public, max-age=300"})
+    return Response(
+        orjson.dumps(keyring.jwks()), media_type="application/json", headers={"Cache-Control": "public, max-age=300"}
+    )
 
 
 @router.post("/api-keys", status_code=201, response_model=ApiKeyWithSecret)

@@ -67,11 +67,21 @@ def clean_tags(tags: list[str] | None, field: str = "expertise", limit: int = MA
     return out
 
 
-def registered_event(stakeholder_id: uuid.UUID, display_name: str, kind: StakeholderKind, role: Role,
-                     organization: str | None, expertise: list[str]) -> StakeholderRegistered:
+def registered_event(
+    stakeholder_id: uuid.UUID,
+    display_name: str,
+    kind: StakeholderKind,
+    role: Role,
+    organization: str | None,
+    expertise: list[str],
+) -> StakeholderRegistered:
     return StakeholderRegistered(
-        stakeholder_id=stakeholder_id, display_name=display_name, kind=kind, role=role,
-        organization=organization, expertise=expertise,
+        stakeholder_id=stakeholder_id,
+        display_name=display_name,
+        kind=kind,
+        role=role,
+        organization=organization,
+        expertise=expertise,
     )
 
 

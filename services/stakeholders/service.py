@@ -15,9 +15,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.stakeholders import domain
@@ -154,8 +154,12 @@ class StakeholderService:
         except IntegrityError as exc:  # a concurrent registration won the race
             raise conflict("an account with this email exists") from exc
         event = domain.registered_event(
-            stakeholder.id, stakeholder.display_name, stakeholder.kind, stakeholder.role,
-            stakeholder.organization, stakeholder.expertise,
+            stakeholder.id,
+            stakeholder.display_name,
+            stakeholder.kind,
+            stakeholder.role,
+            stakeholder.organization,
+            stakeholder.expertise,
         )
         add_event(self.session, new_event(event, source=SOURCE, subject_id=stakeholder.id))
         return AuthResponse(token=self._token_for(stakeholder), stakeholder=public(stakeholder))
@@ -179,7 +183,9 @@ class StakeholderService:
             new_state = domain.after_failure(state, now)
             row = row or LoginFailure(email=email, first_failed_at=now)
             row.failures, row.first_failed_at, row.locked_until = (
-                new_state.failures, new_state.first_failed_at, new_state.locked_until,
+                new_state.failures,
+                new_state.first_failed_at,
+                new_state.locked_until,
             )
             await self.repo.save_failures(row)
             return unauthenticated("wrong email or password")
@@ -220,7 +226,9 @@ class StakeholderService:
         if existing is not None:
             return
         await self.register(
-            StakeholderCreate(email=email, password=password, display_name="Administrator", kind=StakeholderKind.EMPLOYEE),
+            StakeholderCreate(
+                email=email, password=password, display_name="Administrator", kind=StakeholderKind.EMPLOYEE
+            ),
             role=Role.ADMIN,
         )
 
@@ -250,7 +258,9 @@ class StakeholderService:
         return True
 
     async def token_for_api_key(self, secret: str) -> str:
-        key = await self.keys.api_key_by_hash(_secret_hash(secret)) if secret.startswith(domain.API_KEY_PREFIX) else None
+        key = (
+            await self.keys.api_key_by_hash(_secret_hash(secret)) if secret.startswith(domain.API_KEY_PREFIX) else None
+        )
         if key is None or key.revoked_at is not None:
             raise unauthenticated("unknown or revoked API key")
         owner = await self.repo.get(key.owner_id)

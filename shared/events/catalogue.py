@@ -169,7 +169,12 @@ class EventSpec:
 CATALOGUE: dict[str, EventSpec] = {
     spec.subject: spec
     for spec in [
-        EventSpec("stakeholders.v1.stakeholder.registered", StakeholderRegistered, "stakeholders", ("votes", "comments", "ideas")),
+        EventSpec(
+            "stakeholders.v1.stakeholder.registered",
+            StakeholderRegistered,
+            "stakeholders",
+            ("votes", "comments", "ideas"),
+        ),
         EventSpec("stakeholders.v1.stakeholder.updated", StakeholderUpdated, "stakeholders", ("votes", "comments")),
         EventSpec("stakeholders.v1.stakeholder.role_granted", RoleGranted, "stakeholders", ("comments",)),
         EventSpec("ideas.v1.idea.proposed", IdeaProposed, "ideas", ("votes", "comments", "stakeholders")),

@@ -59,7 +59,9 @@ def test_one_idea_travels_the_whole_architecture(stack: Stack) -> None:
 
     # score and voters are projections in the ideas service, fed by votes.v1.vote.cast events.
     seen = eventually(
-        lambda: (lambda i: i if i and i["score"] == 4 and i["voters"] == 2 else None)(anonymous.ok(IDEA, id=idea["id"])["idea"])
+        lambda: (lambda i: i if i and i["score"] == 4 and i["voters"] == 2 else None)(
+            anonymous.ok(IDEA, id=idea["id"])["idea"]
+        )
     )
     assert seen["tally"] == [
         {"kind": "CUSTOMER", "voters": 1, "weight": 1},

@@ -85,7 +85,7 @@ async def test_event_is_published_once_even_if_the_relay_crashes_before_marking_
 
 
 async def test_outbox_row_is_only_written_with_its_transaction(kit: Any) -> None:
-    url, engine, maker, nc = kit
+    _url, engine, maker, _nc = kit
     event = registered(uuid.uuid4())
     with pytest.raises(RuntimeError):
         async with maker() as session, session.begin():
