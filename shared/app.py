@@ -170,7 +170,7 @@ async def _messaging(runtime: Runtime, subscriptions: list[Subscription]) -> Non
     log = get_logger("app")
     while not runtime.stop.is_set():
         try:
-            await ensure_streams(nc)
+            await ensure_streams(nc, settings.nats_stream_replicas)
             break
         except Exception as exc:
             log.warning("ensure_streams_failed", error=repr(exc))

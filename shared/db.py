@@ -4,7 +4,7 @@ dependency, or the consumer runner) commits."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -15,13 +15,23 @@ from shared.settings import ServiceSettings
 
 
 def create_engine(settings: ServiceSettings) -> AsyncEngine:
+    connect_args: dict[str, Any] = {
+        "command_timeout": 30,
+        "server_settings": {"application_name": settings.service_name},
+    }
+    url = settings.resolved_database_url()
+    if settings.db_transaction_pooler:
+        # PgBouncer in transaction mode: no server-side prepared statement may outlive a
+        # transaction, so turn asyncpg's and SQLAlchemy's statement caches off.
+        connect_args["statement_cache_size"] = 0
+        url += ("&" if "?" in url else "?") + "prepared_statement_cache_size=0"
     return create_async_engine(
-        settings.resolved_database_url(),
+        url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"command_timeout": 30, "server_settings": {"application_name": settings.service_name}},
+        connect_args=connect_args,
     )
 
 

@@ -23,6 +23,8 @@ class CommonSettings(BaseSettings):
     # Base URL of the PostgreSQL server; each service uses its own database on it unless
     # DATABASE_URL names one explicitly.
     pg_url: str = f"postgresql://postgres@127.0.0.1:{EMBEDDED_PG_PORT}"
+    # JetStream stream replicas: 1 on one machine, 3 on a NATS cluster (R3).
+    nats_stream_replicas: int = 1
     # OpenTelemetry: spans are always created and propagated; exported only when enabled.
     otel_exporter_enabled: bool = False
     otel_exporter_otlp_endpoint: str = "http://127.0.0.1:4318"
@@ -41,6 +43,8 @@ class ServiceSettings(CommonSettings):
     database_url: str | None = None
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Behind a transaction-mode pooler (PgBouncer): asyncpg must not cache prepared statements.
+    db_transaction_pooler: bool = False
     # Where the stakeholder service publishes its public keys, and optionally a PEM public key
     # configured directly (then nothing is fetched).
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
