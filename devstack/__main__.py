@@ -38,13 +38,20 @@ class DevstackSettings(CommonSettings):
     comments_port: int = 8004
     # Database names are "<db_prefix><service>", so a shared server can host several stacks.
     db_prefix: str = ""
-    workers: int = Field(1, description="uvicorn workers per service")
+    workers: int = Field(1, description="uvicorn workers per process")
+    # Instances of every service (instance i listens on its port + 10*i); the gateway spreads
+    # calls over them and they share their durable consumers and outbox.
+    replicas: int = Field(1, ge=1, le=5)
 
-    def service_port(self, service: str) -> int:
-        return int(getattr(self, f"{service}_port"))
+    def service_port(self, service: str, instance: int = 0) -> int:
+        return int(getattr(self, f"{service}_port")) + 10 * instance
 
-    def service_url(self, service: str) -> str:
-        return f"http://{self.host}:{self.service_port(service)}"
+    def service_url(self, service: str, instance: int = 0) -> str:
+        return f"http://{self.host}:{self.service_port(service, instance)}"
+
+    def service_urls(self, service: str) -> str:
+        """Every instance's URL, comma-separated (what the gateway reads)."""
+        return ",".join(self.service_url(service, i) for i in range(self.replicas))
 
     def database_url(self, service: str) -> str:
         return f"{self.pg_url.rstrip('/')}/{self.db_prefix}{service}"
@@ -88,7 +95,7 @@ def say(text: str) -> None:
     print(f"[devstack] {text}", flush=True)
 
 
-def process_env(settings: DevstackSettings, service: str | None) -> dict[str, str]:
+def process_env(settings: DevstackSettings, service: str | None, instance: int = 0) -> dict[str, str]:
     env = {
         "PG_URL": settings.pg_url,
         "NATS_URL": settings.nats_url,
@@ -98,11 +105,11 @@ def process_env(settings: DevstackSettings, service: str | None) -> dict[str, st
         "PYTHONUNBUFFERED": "1",
     }
     if service is None:
-        env.update({f"{name.upper()}_URL": settings.service_url(name) for name in SERVICES})
+        env.update({f"{name.upper()}_URL": settings.service_urls(name) for name in SERVICES})
         env["PORT"] = str(settings.gateway_port)
     else:
         env["DATABASE_URL"] = settings.database_url(service)
-        env["PORT"] = str(settings.service_port(service))
+        env["PORT"] = str(settings.service_port(service, instance))
     return env
 
 
@@ -113,15 +120,26 @@ def uvicorn_command(app_factory: str, host: str, port: int, workers: int) -> str
     )
 
 
-def announce_when_ready(settings: DevstackSettings, stop: threading.Event) -> None:
-    urls = {name: settings.service_url(name) for name in SERVICES}
+def process_urls(settings: DevstackSettings) -> dict[str, str]:
+    """Every HTTP process this run starts, by name."""
+    urls = {
+        name if settings.replicas == 1 else f"{name}.{i + 1}": settings.service_url(name, i)
+        for name in SERVICES
+        for i in range(settings.replicas)
+    }
     urls["gateway"] = f"http://{settings.host}:{settings.gateway_port}"
+    return urls
+
+
+def announce_when_ready(settings: DevstackSettings, stop: threading.Event) -> None:
+    urls = process_urls(settings)
     deadline = time.monotonic() + 120
     pending = dict(urls)
     while pending and not stop.is_set() and time.monotonic() < deadline:
         for name, url in list(pending.items()):
             try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
+                probe = "healthz" if name == "gateway" else "readyz"  # services: DB and NATS reachable
+                with urllib.request.urlopen(f"{url}/{probe}", timeout=1) as r:
                     if r.status == 200:
                         del pending[name]
             except OSError:
@@ -137,10 +155,10 @@ def announce_when_ready(settings: DevstackSettings, stop: threading.Event) -> No
 def run(settings: DevstackSettings) -> int:
     from honcho.manager import Manager
 
-    for name in [*SERVICES, "gateway"]:
-        port = settings.gateway_port if name == "gateway" else settings.service_port(name)
+    for name, url in process_urls(settings).items():
+        port = int(url.rsplit(":", 1)[1])
         if not port_is_free(port, settings.host):
-            say(f"port {port} ({name}) is already in use: stop what holds it or set {name.upper()}_PORT")
+            say(f"port {port} ({name}) is already in use: stop what holds it or set its *_PORT setting")
             return 1
     infra = Infra(settings)
     # A SIGTERM before honcho takes over must still stop the servers started so far.
@@ -151,14 +169,14 @@ def run(settings: DevstackSettings) -> int:
         infra.migrate()
         manager = Manager()
         for name in SERVICES:
-            manager.add_process(
-                name,
-                uvicorn_command(
-                    f"services.{name}.main:create_app", settings.host, settings.service_port(name), settings.workers
-                ),
-                env={**_inherited_env(), **process_env(settings, name)},
-                cwd=str(ROOT),
-            )
+            for instance in range(settings.replicas):
+                port = settings.service_port(name, instance)
+                manager.add_process(
+                    name if settings.replicas == 1 else f"{name}.{instance + 1}",
+                    uvicorn_command(f"services.{name}.main:create_app", settings.host, port, settings.workers),
+                    env={**_inherited_env(), **process_env(settings, name, instance)},
+                    cwd=str(ROOT),
+                )
         manager.add_process(
             "gateway",
             uvicorn_command("gateway.main:create_app", settings.host, settings.gateway_port, settings.workers),
