@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -25,16 +24,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
-from devstack.servers import EmbeddedNats, EmbeddedPostgres, create_databases_sync
+from devstack.servers import EmbeddedNats, EmbeddedPostgres, create_databases_sync, free_port
 from shared.auth import TokenIssuer
 from shared.migrations import upgrade
 from shared.settings import ServiceSettings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
