@@ -11,11 +11,11 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command, context
 from alembic.config import Config
-from alembic.operations import Operations
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -58,7 +58,7 @@ def run_env() -> None:
     asyncio.run(main())
 
 
-def create_messaging_tables(op: Operations) -> None:
+def create_messaging_tables(op: Any) -> None:
     """The outbox and inbox tables every service has (used by each service's first revision)."""
     op.create_table(
         "outbox",

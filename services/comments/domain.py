@@ -1,0 +1,158 @@
+"""Comment rules as pure functions: plain data in, decisions and events out.
+
+Decisions written down here:
+- Visibility follows the idea's: empty `visible_to` is public (anonymous readers too);
+  otherwise the listed kinds, the idea's author, PRODUCT_TEAM and ADMIN. Everything else
+  reads as "not found" (no leak).
+- Comments are accepted on every idea that is not MERGED: SHIPPED and DECLINED ideas stay
+  open for discussion (a declined idea can be reopened; people thank the team for a shipped
+  one). A MERGED idea refuses them with CONFLICT: the discussion moves to the target.
+- A body is 1..10,000 characters as given, not blank once surrounding whitespace is stripped,
+  and stored exactly as given (inert text). NUL and unpaired surrogates cannot be stored as
+  PostgreSQL text: refused as BAD_USER_INPUT instead of failing later.
+- A reason (hide, flag) is stripped and must then have 1..500 characters.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shared.events.catalogue import CommentAdded, CommentHidden, IdeaStatus
+from shared.problems import bad_input, conflict
+
+MAX_BODY = 10_000
+MAX_REASON = 500
+STAFF_ROLES = frozenset({"PRODUCT_TEAM", "ADMIN"})
+MODERATOR_ROLES = frozenset({"MODERATOR", "PRODUCT_TEAM", "ADMIN"})
+FINAL_STATUSES = frozenset({IdeaStatus.MERGED, IdeaStatus.SHIPPED})
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: None stands for an anonymous caller."""
+
+    id: uuid.UUID
+    kind: str
+    role: str
+
+    @property
+    def is_moderator(self) -> bool:
+        return self.role in MODERATOR_ROLES
+
+
+def can_see(visible_to: Sequence[str], author_id: uuid.UUID, viewer: Viewer | None) -> bool:
+    if not visible_to:
+        return True
+    if viewer is None:
+        return False
+    return viewer.role in STAFF_ROLES or viewer.id == author_id or viewer.kind in visible_to
+
+
+def is_moderator(viewer: Viewer | None) -> bool:
+    return viewer is not None and viewer.is_moderator
+
+
+def is_official(role: str) -> bool:
+    """Written by PRODUCT_TEAM or ADMIN: the official answer."""
+    return role in STAFF_ROLES
+
+
+def _check_storable(value: str, field: str) -> None:
+    if "\x00" in value:
+        raise bad_input(f"{field} must not contain NUL characters", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise bad_input(f"{field} is not valid Unicode text", field=field) from exc
+
+
+def check_body(body: str) -> str:
+    """The body, unchanged, when it may be stored."""
+    if not 1 <= len(body) <= MAX_BODY:
+        raise bad_input(f"body must have 1 to {MAX_BODY:,} characters", field="body")
+    if not body.strip():
+        raise bad_input("body must not be blank", field="body")
+    _check_storable(body, "body")
+    return body
+
+
+def clean_reason(reason: str) -> str:
+    value = reason.strip()
+    if not 1 <= len(value) <= MAX_REASON:
+        raise bad_input(f"reason must have 1 to {MAX_REASON} characters", field="reason")
+    _check_storable(value, "reason")
+    return value
+
+
+def check_accepts_comments(status: str) -> None:
+    if status == IdeaStatus.MERGED:
+        raise conflict("the idea was merged into another; comment there")
+
+
+def check_parent(idea_id: uuid.UUID, parent_idea_id: uuid.UUID) -> None:
+    """A reply stays in its thread: the parent must be a comment on the same idea."""
+    if parent_idea_id != idea_id:
+        raise bad_input("parent_id is a comment on another idea", field="parent_id")
+
+
+def next_status(current: str, reported: str) -> IdeaStatus:
+    """The projection's status after a reported change. MERGED and SHIPPED are final, so a
+    stale or late event can never reopen them."""
+    if current in FINAL_STATUSES:
+        return IdeaStatus(current)
+    return IdeaStatus(reported)
+
+
+def visible_body(body: str, hidden: bool, viewer: Viewer | None) -> str:
+    """Hidden comments keep their place; their body reads as empty except for moderators."""
+    return "" if hidden and not is_moderator(viewer) else body
+
+
+def comment_added(
+    comment_id: uuid.UUID,
+    idea_id: uuid.UUID,
+    author_id: uuid.UUID,
+    parent_id: uuid.UUID | None,
+    official: bool,
+    created_at: datetime,
+) -> CommentAdded:
+    return CommentAdded(
+        comment_id=comment_id,
+        idea_id=idea_id,
+        author_id=author_id,
+        parent_id=parent_id,
+        official=official,
+        created_at=created_at,
+    )
+
+
+def hide(
+    comment_id: uuid.UUID, idea_id: uuid.UUID, already_hidden: bool, reason: str, hidden_by: uuid.UUID
+) -> CommentHidden | None:
+    """The event for hiding a comment; None when it is hidden already (hiding is idempotent:
+    the first reason stays and no second event is published)."""
+    if already_hidden:
+        return None
+    return CommentHidden(comment_id=comment_id, idea_id=idea_id, reason=reason, hidden_by=hidden_by)
+
+
+# --- keyset cursor over (created_at, id), oldest first ----------------------------------------
+def cursor_values(created_at: datetime, comment_id: uuid.UUID) -> list[str]:
+    return [created_at.isoformat(), str(comment_id)]
+
+
+def position_from(values: list[object]) -> tuple[datetime, uuid.UUID]:
+    """The keyset position in a decoded cursor; BAD_USER_INPUT when it is not one of ours."""
+    try:
+        raw_time, raw_id = values
+        if not isinstance(raw_time, str) or not isinstance(raw_id, str):
+            raise ValueError("cursor values are strings")
+        created_at = datetime.fromisoformat(raw_time)
+        if created_at.tzinfo is None:
+            raise ValueError("cursor time has no timezone")
+        return created_at.astimezone(UTC), uuid.UUID(raw_id)
+    except (ValueError, OverflowError) as exc:
+        raise bad_input("invalid cursor", field="after") from exc

@@ -1,0 +1,166 @@
+"""Comment use cases. Services add and flush; the request boundary commits.
+
+Every path first finds the idea in this service's own projection and checks the caller may
+see it: unknown and invisible read the same (NOT_FOUND)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.comments import domain
+from services.comments.domain import Viewer
+from services.comments.models import Comment, CommentCreate, CommentPublic, IdeaVisibility, utcnow
+from services.comments.repository import CommentRepository
+from shared.auth import Principal
+from shared.events.envelope import new_event
+from shared.outbox import add_event
+from shared.pagination import Page, check_page_size, decode_cursor, encode_cursor
+from shared.problems import forbidden, not_found
+
+SOURCE = "comments"
+
+
+def viewer_of(principal: Principal | None) -> Viewer | None:
+    return None if principal is None else Viewer(id=principal.id, kind=principal.kind, role=principal.role)
+
+
+def public(comment: Comment, viewer: Viewer | None) -> CommentPublic:
+    moderator = domain.is_moderator(viewer)
+    return CommentPublic(
+        id=comment.id,
+        idea_id=comment.idea_id,
+        author_id=comment.author_id,
+        parent_id=comment.parent_id,
+        body=domain.visible_body(comment.body, comment.hidden, viewer),
+        official=comment.official,
+        hidden=comment.hidden,
+        created_at=comment.created_at,
+        hidden_reason=comment.hidden_reason if moderator else None,
+        flag_count=comment.flag_count if moderator else None,
+    )
+
+
+def _sees(idea: IdeaVisibility, viewer: Viewer | None) -> bool:
+    return domain.can_see(idea.visible_to, idea.author_id, viewer)
+
+
+def _page(comments: list[Comment], first: int, total: int, viewer: Viewer | None) -> Page[CommentPublic]:
+    shown = comments[:first]
+    end = shown[-1] if shown else None
+    return Page(
+        items=[public(c, viewer) for c in shown],
+        total_count=total,
+        has_next_page=len(comments) > first,
+        end_cursor=encode_cursor(domain.cursor_values(end.created_at, end.id)) if end else None,
+    )
+
+
+class CommentService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.repo = CommentRepository(session)
+
+    async def _visible_idea(self, idea_id: uuid.UUID, viewer: Viewer | None) -> IdeaVisibility:
+        idea = await self.repo.idea(idea_id)
+        if idea is None or not _sees(idea, viewer):
+            raise not_found("idea")
+        return idea
+
+    async def _visible_comment(
+        self, comment_id: uuid.UUID, viewer: Viewer | None, for_update: bool = False
+    ) -> Comment:
+        found = await self.repo.get_with_idea(comment_id, for_update=for_update)
+        if found is None or not _sees(found[1], viewer):
+            raise not_found("comment")
+        return found[0]
+
+    async def add(self, principal: Principal, idea_id: uuid.UUID, data: CommentCreate) -> CommentPublic:
+        viewer = viewer_of(principal)
+        idea = await self._visible_idea(idea_id, viewer)
+        body = domain.check_body(data.body)
+        if data.parent_id is not None:
+            found = await self.repo.get_with_idea(data.parent_id)
+            # A parent the caller may not see reads as unknown: no leak of its existence.
+            if found is None or not _sees(found[1], viewer):
+                raise not_found("parent comment")
+            domain.check_parent(idea.idea_id, found[0].idea_id)
+        domain.check_accepts_comments(idea.status)
+        comment = Comment(
+            idea_id=idea.idea_id,
+            author_id=principal.id,
+            parent_id=data.parent_id,
+            body=body,
+            official=domain.is_official(principal.role),
+        )
+        await self.repo.add(comment)
+        event = domain.comment_added(
+            comment.id, comment.idea_id, comment.author_id, comment.parent_id, comment.official, comment.created_at
+        )
+        add_event(self.session, new_event(event, source=SOURCE, subject_id=comment.id))
+        return public(comment, viewer)
+
+    async def get(self, principal: Principal | None, comment_id: uuid.UUID) -> CommentPublic:
+        viewer = viewer_of(principal)
+        return public(await self._visible_comment(comment_id, viewer), viewer)
+
+    async def get_many(self, principal: Principal | None, ids: list[uuid.UUID]) -> list[CommentPublic]:
+        """The visible ones among `ids`, in the order asked (unknown and invisible left out)."""
+        viewer = viewer_of(principal)
+        wanted = list(dict.fromkeys(ids))
+        found = {c.id: c for c, idea in await self.repo.get_many_with_ideas(wanted) if _sees(idea, viewer)}
+        return [public(found[i], viewer) for i in wanted if i in found]
+
+    async def list_for_idea(
+        self, principal: Principal | None, idea_id: uuid.UUID, first: int, after: str | None
+    ) -> Page[CommentPublic]:
+        viewer = viewer_of(principal)
+        first = check_page_size(first)
+        position = domain.position_from(decode_cursor(after, 2)) if after else None
+        await self._visible_idea(idea_id, viewer)
+        comments = await self.repo.page(idea_id, first + 1, position)
+        total = await self.repo.count(idea_id)
+        return _page(comments, first, total, viewer)
+
+    async def by_ideas(
+        self, principal: Principal | None, idea_ids: list[uuid.UUID], first: int
+    ) -> dict[str, Page[CommentPublic]]:
+        """The first page of each visible idea's comments, in three queries whatever the number
+        of ideas: the projection rows, the pages (one lateral query), the counts (grouped)."""
+        viewer = viewer_of(principal)
+        first = check_page_size(first)
+        wanted = list(dict.fromkeys(idea_ids))
+        visible = [idea.idea_id for idea in await self.repo.ideas(wanted) if _sees(idea, viewer)]
+        if not visible:
+            return {}
+        comments = await self.repo.first_pages(visible, first + 1)
+        counts = await self.repo.counts(visible)
+        per_idea: dict[uuid.UUID, list[Comment]] = {i: [] for i in visible}
+        for comment in comments:
+            per_idea[comment.idea_id].append(comment)
+        ordered = [i for i in wanted if i in per_idea]
+        return {str(i): _page(per_idea[i], first, counts.get(i, 0), viewer) for i in ordered}
+
+    async def hide(self, principal: Principal, comment_id: uuid.UUID, reason: str) -> CommentPublic:
+        viewer = viewer_of(principal)
+        # Locked: two moderators hiding at once publish one event between them.
+        comment = await self._visible_comment(comment_id, viewer, for_update=True)
+        if not domain.is_moderator(viewer):
+            raise forbidden("only MODERATOR, PRODUCT_TEAM or ADMIN hide comments")
+        reason = domain.clean_reason(reason)
+        event = domain.hide(comment.id, comment.idea_id, comment.hidden, reason, principal.id)
+        if event is not None:
+            comment.hidden = True
+            comment.hidden_reason = event.reason
+            comment.hidden_by = event.hidden_by
+            comment.hidden_at = utcnow()
+            await self.repo.add(comment)
+            add_event(self.session, new_event(event, source=SOURCE, subject_id=comment.id))
+        return public(comment, viewer)
+
+    async def flag(self, principal: Principal, comment_id: uuid.UUID, reason: str) -> bool:
+        viewer = viewer_of(principal)
+        comment = await self._visible_comment(comment_id, viewer)
+        reason = domain.clean_reason(reason)
+        return await self.repo.add_flag(comment.id, principal.id, reason)
