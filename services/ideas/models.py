@@ -1,0 +1,149 @@
+"""Ideas, their revisions and the trending day buckets (SQLModel family per aggregate:
+Base / Create / Update / table / Public; routes return only the Public models).
+
+The vote tally and comment count are projections kept from events, stored as columns on the
+idea so every ranking (overall and per stakeholder kind) is served from an index."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+from sqlalchemy import Column, Date, DateTime, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Field, SQLModel
+
+from shared.events.catalogue import IdeaStatus, StakeholderKind
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class IdeaSort(StrEnum):
+    TOP = "TOP"
+    TRENDING = "TRENDING"
+    NEWEST = "NEWEST"
+    MOST_DISCUSSED = "MOST_DISCUSSED"
+
+
+class IdeaBase(SQLModel):
+    title: str
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(String), nullable=False))
+    visible_to: list[StakeholderKind] = Field(default_factory=list, sa_column=Column(ARRAY(String), nullable=False))
+
+
+class IdeaCreate(SQLModel):
+    """The proposal as sent. The limits here only bound the request's size; the contract's
+    limits (after trimming and normalising) are checked in domain.py."""
+
+    title: str = Field(max_length=2_000)
+    body: str = Field(max_length=100_000)
+    tags: list[str] | None = Field(default=None, max_length=100)
+    visible_to: list[StakeholderKind] | None = Field(default=None, max_length=20)
+
+
+class IdeaUpdate(SQLModel):
+    title: str | None = Field(default=None, max_length=2_000)
+    body: str | None = Field(default=None, max_length=100_000)
+    tags: list[str] | None = Field(default=None, max_length=100)
+
+
+class Idea(IdeaBase, table=True):
+    __tablename__ = "idea"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    author_id: uuid.UUID
+    status: IdeaStatus = Field(default=IdeaStatus.OPEN, sa_column=Column(String, nullable=False))
+    status_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    merged_into_id: uuid.UUID | None = Field(default=None, foreign_key="idea.id")
+    version: int = 1
+    # Projections from votes and comments events.
+    voters: int = 0
+    score: int = 0
+    voters_customer: int = 0
+    weight_customer: int = 0
+    voters_supplier: int = 0
+    weight_supplier: int = 0
+    voters_partner: int = 0
+    weight_partner: int = 0
+    voters_employee: int = 0
+    weight_employee: int = 0
+    recent_score: int = 0
+    comment_count: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    # search_vector (a generated tsvector over title and body) exists only in the database:
+    # it is never loaded or written by the ORM.
+
+
+class SegmentTally(BaseModel):
+    kind: StakeholderKind
+    voters: int
+    weight: int
+
+
+class IdeaPublic(IdeaBase):
+    id: uuid.UUID
+    status: IdeaStatus
+    status_note: str | None
+    author_id: uuid.UUID
+    voters: int
+    score: int
+    tally: list[SegmentTally]
+    comment_count: int
+    merged_into_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    # Additions beyond the documented minimum.
+    version: int
+    recent_score: int
+
+
+class IdeaRevisionBase(SQLModel):
+    title: str
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(String), nullable=False))
+
+
+class IdeaRevision(IdeaRevisionBase, table=True):
+    __tablename__ = "idea_revision"
+
+    idea_id: uuid.UUID = Field(foreign_key="idea.id", primary_key=True)
+    version: int = Field(primary_key=True)
+    editor_id: uuid.UUID
+    edited_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class IdeaRevisionPublic(IdeaRevisionBase):
+    version: int
+    editor_id: uuid.UUID
+    edited_at: datetime
+
+
+class IdeaScoreDay(SQLModel, table=True):
+    """Trending: the score an idea gained (or lost) on one UTC day. `idea.recent_score` is
+    always the sum of these rows; expired days are subtracted and deleted together."""
+
+    __tablename__ = "idea_score_day"
+
+    idea_id: uuid.UUID = Field(foreign_key="idea.id", primary_key=True)
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    delta: int = 0
+
+
+# --- request / response bodies -----------------------------------------------------------------
+class StatusRequest(BaseModel):
+    status: IdeaStatus
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class MergeRequest(BaseModel):
+    target_id: uuid.UUID
+
+
+class IdsRequest(BaseModel):
+    ids: list[uuid.UUID] = Field(max_length=500)

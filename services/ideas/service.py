@@ -1,0 +1,288 @@
+"""Idea use cases. Services add and flush; the request (or consumer) boundary commits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.ideas import domain
+from services.ideas.models import (
+    Idea,
+    IdeaCreate,
+    IdeaPublic,
+    IdeaRevision,
+    IdeaRevisionPublic,
+    IdeaSort,
+    IdeaUpdate,
+    SegmentTally,
+)
+from services.ideas.repository import IdeaFilter, IdeaRepository, sort_column
+from shared.auth import Principal
+from shared.events.catalogue import IdeaStatus, StakeholderKind
+from shared.events.envelope import new_event
+from shared.live import publish_after_commit
+from shared.logs import get_logger
+from shared.outbox import add_event
+from shared.pagination import Page, decode_cursor, encode_cursor
+from shared.problems import bad_input, not_found
+
+SOURCE = "ideas"
+MAX_SEARCH = 500
+MAX_SIMILAR = 20
+MAX_SIMILAR_TEXT = domain.MAX_TITLE + domain.MAX_BODY + 2
+SIMILAR_TRIGRAM_CHARS = 500  # trigram similarity looks at the start of the text (the title, typically)
+SIMILAR_MAX_WORDS = 32
+WORD_RE = re.compile(r"[^\W_]+")
+
+
+def viewer_of(principal: Principal | None) -> domain.Viewer | None:
+    return None if principal is None else domain.Viewer(id=principal.id, kind=principal.kind, role=principal.role)
+
+
+def public(idea: Idea) -> IdeaPublic:
+    counts = {c: getattr(idea, c) for k in domain.KINDS for c in (domain.voters_column(k), domain.weight_column(k))}
+    return IdeaPublic(
+        id=idea.id,
+        title=idea.title,
+        body=idea.body,
+        tags=list(idea.tags),
+        status=IdeaStatus(idea.status),
+        status_note=idea.status_note,
+        visible_to=[StakeholderKind(k) for k in idea.visible_to],
+        author_id=idea.author_id,
+        voters=idea.voters,
+        score=idea.score,
+        tally=[SegmentTally(kind=k, voters=v, weight=w) for k, v, w in domain.tally(counts)],
+        comment_count=idea.comment_count,
+        merged_into_id=idea.merged_into_id,
+        created_at=idea.created_at,
+        updated_at=idea.updated_at,
+        version=idea.version,
+        recent_score=idea.recent_score,
+    )
+
+
+def changed_live(session: AsyncSession, idea_id: uuid.UUID) -> None:
+    """Hint (after commit) that the idea changed, for the gateway's ideaChanged subscriptions."""
+    publish_after_commit(session, f"live.idea.{idea_id}", {"idea_id": str(idea_id)})
+
+
+def cursor_key(sort: IdeaSort, segment: StakeholderKind | None) -> str:
+    return str(sort_column(sort, segment).key)
+
+
+def encode_position(key: str, idea: Idea) -> str:
+    value = getattr(idea, key)
+    return encode_cursor([key, value.isoformat() if isinstance(value, datetime) else value, str(idea.id)])
+
+
+def decode_position(cursor: str, key: str) -> tuple[Any, uuid.UUID]:
+    name, value, raw_id = decode_cursor(cursor, 3)
+    if name != key:
+        raise bad_input("the cursor belongs to another sort order", field="after")
+    try:
+        idea_id = uuid.UUID(raw_id)
+        if key == "created_at":
+            value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                raise ValueError("naive time")
+        elif not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError("not an integer")
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise bad_input("invalid cursor", field="after") from exc
+    return value, idea_id
+
+
+class IdeaService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.repo = IdeaRepository(session)
+
+    async def _visible(self, idea_id: uuid.UUID, viewer: domain.Viewer | None, *, for_update: bool = False) -> Idea:
+        idea = await self.repo.get(idea_id, for_update=for_update)
+        if idea is None or not domain.can_see(viewer, idea.author_id, idea.visible_to):
+            raise not_found("idea")  # invisible == missing
+        return idea
+
+    # --- writes --------------------------------------------------------------------------
+    async def propose(self, principal: Principal, data: IdeaCreate) -> IdeaPublic:
+        title = domain.clean_title(data.title)
+        body = domain.clean_body(data.body)
+        tags = domain.clean_tags(data.tags)
+        visible_to = domain.clean_visible_to(data.visible_to)
+        now = datetime.now(UTC)
+        idea = Idea(title=title, body=body, tags=tags, visible_to=visible_to, author_id=principal.id,
+                    created_at=now, updated_at=now)
+        await self.repo.add(idea)
+        await self.repo.add_revision(
+            IdeaRevision(idea_id=idea.id, version=1, title=title, body=body, tags=tags,
+                         editor_id=principal.id, edited_at=idea.created_at)
+        )
+        event = domain.proposed_event(idea.id, principal.id, title, tags, visible_to, idea.created_at)
+        add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
+        return public(idea)
+
+    async def refine(self, principal: Principal, idea_id: uuid.UUID, data: IdeaUpdate) -> IdeaPublic:
+        viewer = viewer_of(principal)
+        assert viewer is not None
+        idea = await self._visible(idea_id, viewer, for_update=True)
+        domain.check_can_refine(viewer, idea.author_id, IdeaStatus(idea.status))
+        if data.title is None and data.body is None and data.tags is None:
+            raise bad_input("give at least one of title, body, tags")
+        title = domain.clean_title(data.title) if data.title is not None else idea.title
+        body = domain.clean_body(data.body) if data.body is not None else idea.body
+        tags = domain.clean_tags(data.tags) if data.tags is not None else list(idea.tags)
+        now = datetime.now(UTC)
+        idea.title, idea.body, idea.tags = title, body, tags
+        idea.version += 1
+        idea.updated_at = now
+        await self.repo.add(idea)
+        await self.repo.add_revision(
+            IdeaRevision(idea_id=idea.id, version=idea.version, title=title, body=body, tags=tags,
+                         editor_id=principal.id, edited_at=now)
+        )
+        event = domain.refined_event(idea.id, idea.version, principal.id, title, tags)
+        add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
+        changed_live(self.session, idea.id)
+        return public(idea)
+
+    async def set_status(self, principal: Principal, idea_id: uuid.UUID, status: IdeaStatus,
+                         note: str | None) -> IdeaPublic:
+        viewer = viewer_of(principal)
+        assert viewer is not None
+        idea = await self._visible(idea_id, viewer, for_update=True)
+        domain.check_staff(viewer, "change an idea's status")
+        note = domain.clean_note(note)
+        current = IdeaStatus(idea.status)
+        domain.check_transition(current, status)
+        idea.status = status
+        idea.status_note = note
+        idea.updated_at = datetime.now(UTC)
+        await self.repo.add(idea)
+        event = domain.status_changed_event(idea.id, current, status, note, principal.id)
+        add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
+        changed_live(self.session, idea.id)
+        return public(idea)
+
+    async def merge(self, principal: Principal, source_id: uuid.UUID, target_id: uuid.UUID) -> IdeaPublic:
+        viewer = viewer_of(principal)
+        assert viewer is not None
+        await self._visible(source_id, viewer)
+        domain.check_staff(viewer, "merge ideas")
+        locked = await self.repo.lock_many([source_id, target_id])
+        source, target = locked.get(source_id), locked.get(target_id)
+        if source is None:
+            raise not_found("idea")
+        if target is None or not domain.can_see(viewer, target.author_id, target.visible_to):
+            raise not_found("target idea")
+        domain.check_merge(source.id, IdeaStatus(source.status), target.id, IdeaStatus(target.status))
+        source.status = IdeaStatus.MERGED
+        source.merged_into_id = target.id
+        source.status_note = None
+        source.updated_at = datetime.now(UTC)
+        await self.repo.add(source)
+        event = domain.merged_event(source.id, target.id, principal.id)
+        add_event(self.session, new_event(event, source=SOURCE, subject_id=source.id))
+        changed_live(self.session, source.id)
+        changed_live(self.session, target.id)
+        return public(target)
+
+    # --- reads ---------------------------------------------------------------------------
+    async def get(self, principal: Principal | None, idea_id: uuid.UUID) -> IdeaPublic:
+        return public(await self._visible(idea_id, viewer_of(principal)))
+
+    async def batch(self, principal: Principal | None, ids: Sequence[uuid.UUID]) -> list[IdeaPublic]:
+        wanted = list(dict.fromkeys(ids))
+        found = {i.id: i for i in await self.repo.get_many(wanted, viewer_of(principal))}
+        return [public(found[i]) for i in wanted if i in found]  # in the order asked
+
+    async def revisions(self, principal: Principal | None, idea_id: uuid.UUID) -> list[IdeaRevisionPublic]:
+        await self._visible(idea_id, viewer_of(principal))
+        return [IdeaRevisionPublic.model_validate(r, from_attributes=True) for r in await self.repo.revisions(idea_id)]
+
+    async def list_ideas(
+        self,
+        principal: Principal | None,
+        *,
+        first: int,
+        after: str | None,
+        sort: IdeaSort,
+        statuses: Sequence[IdeaStatus] | None,
+        tag: str | None,
+        search: str | None,
+        segment: StakeholderKind | None,
+    ) -> Page[IdeaPublic]:
+        if search is not None:
+            search = search.strip() or None
+            if search is not None and len(search) > MAX_SEARCH:
+                raise bad_input(f"search has at most {MAX_SEARCH} characters", field="search")
+        flt = IdeaFilter(
+            viewer=viewer_of(principal),
+            statuses=list(dict.fromkeys(statuses)) if statuses else None,
+            tag=domain.clean_tag_filter(tag) if tag is not None else None,
+            search=search,
+            segment=segment,
+        )
+        key = cursor_key(sort, segment)
+        position = decode_position(after, key) if after else None
+        rows = await self.repo.page(flt, sort, position, first + 1)
+        items = rows[:first]
+        return Page(
+            items=[public(i) for i in items],
+            total_count=await self.repo.count(flt),
+            has_next_page=len(rows) > first,
+            end_cursor=encode_position(key, items[-1]) if items else None,
+        )
+
+    async def similar(self, principal: Principal | None, text: str, first: int) -> list[IdeaPublic]:
+        if not 0 <= first <= MAX_SIMILAR:
+            raise bad_input(f"first must be between 0 and {MAX_SIMILAR}", field="first")
+        value = " ".join(text.split())
+        if not value:
+            raise bad_input("text must not be empty", field="text")
+        if len(value) > MAX_SIMILAR_TEXT:
+            raise bad_input(f"text has at most {MAX_SIMILAR_TEXT} characters", field="text")
+        if first == 0:
+            return []
+        words = list(dict.fromkeys(WORD_RE.findall(value.lower())))[:SIMILAR_MAX_WORDS]
+        or_query = " | ".join(words) if words else None  # letters and digits only: no tsquery syntax
+        ideas = await self.repo.similar(viewer_of(principal), value[:SIMILAR_TRIGRAM_CHARS], or_query, first)
+        return [public(i) for i in ideas]
+
+
+# --- trending upkeep ---------------------------------------------------------------------------
+async def expire_trending(sessionmaker: async_sessionmaker[AsyncSession], now: datetime,
+                          batch_size: int = 1_000) -> int:
+    """Subtract day buckets that left the trending window at `now` from recent_score and delete
+    them (each batch in one transaction; replicas skip each other's rows). Returns rows removed."""
+    before = domain.window_start(now)
+    total = 0
+    while True:
+        async with sessionmaker() as session, session.begin():
+            removed, _ = await IdeaRepository(session).expire_score_days(before, batch_size)
+        total += removed
+        if removed < batch_size:
+            return total
+
+
+async def run_trending_expiry(sessionmaker: async_sessionmaker[AsyncSession], stop: asyncio.Event,
+                              interval: float) -> None:
+    """The periodic task started with the app; ends when the app stops."""
+    log = get_logger("trending")
+    while not stop.is_set():
+        try:
+            removed = await expire_trending(sessionmaker, datetime.now(UTC))
+            if removed:
+                log.info("trending_days_expired", rows=removed)
+        except Exception as exc:  # database away: try again next round
+            log.warning("trending_expiry_failed", error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
