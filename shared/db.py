@@ -29,7 +29,7 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pool_pre_ping,
         pool_recycle=1800,
         connect_args=connect_args,
     )

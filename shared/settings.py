@@ -43,6 +43,9 @@ class ServiceSettings(CommonSettings):
     database_url: str | None = None
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Check each pooled connection before use (one extra round trip per checkout). Off, a
+    # connection killed by a database restart fails one request with a retryable 503.
+    db_pool_pre_ping: bool = True
     # Behind a transaction-mode pooler (PgBouncer): asyncpg must not cache prepared statements.
     db_transaction_pooler: bool = False
     # Where the stakeholder service publishes its public keys, and optionally a PEM public key

@@ -45,18 +45,21 @@ def registered(stakeholder_id: uuid.UUID) -> Envelope:
 
 
 async def copies_in_stream(nc: Any, event_id: uuid.UUID) -> int:
-    """How many messages of the stream carry this event id (read with a throwaway consumer)."""
+    """How many messages of the stream carry this event id (read with a throwaway consumer
+    until the consumer reports nothing pending)."""
     js = nc.jetstream()
     sub = await js.pull_subscribe(SUBJECT, durable=f"count-{uuid.uuid4().hex[:8]}", stream="STAKEHOLDERS")
     found = 0
     while True:
         try:
-            msgs = await sub.fetch(500, timeout=1)
+            msgs = await sub.fetch(500, timeout=2)
         except nats.errors.TimeoutError:
-            break
+            msgs = []
         for msg in msgs:
             found += Envelope.model_validate_json(msg.data).id == event_id
             await msg.ack()
+        if not msgs and (await sub.consumer_info()).num_pending == 0:
+            break
     await sub.unsubscribe()
     return found
 
