@@ -1,0 +1,391 @@
+"""Thin async clients for the four services.
+
+Every call is bounded (httpx timeouts plus an overall deadline), forwards the caller's bearer
+token and the trace headers, and maps failures to `shared.problems.Problem` carrying a contract
+code: problem+json 4xx bodies keep their `code`; connection errors, timeouts and 5xx become
+UNAVAILABLE (retryable). Responses are plain dicts in the services' snake_case shape."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from prometheus_client import Counter, Histogram
+
+from gateway.settings import GatewaySettings
+from shared.logs import get_logger
+from shared.problems import CODE_FOR_STATUS, Problem
+from shared.tracing import inject_headers
+
+JSON = dict[str, Any]
+CONTRACT_CODES = frozenset(
+    {
+        "UNAUTHENTICATED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+        "BAD_USER_INPUT",
+        "CONFLICT",
+        "RATE_LIMITED",
+        "UNAVAILABLE",
+        "INTERNAL",
+    }
+)
+
+UPSTREAM_REQUESTS = Counter("gateway_upstream_requests_total", "Calls to the services", ["service", "outcome"])
+UPSTREAM_LATENCY = Histogram("gateway_upstream_seconds", "Latency of calls to the services", ["service"])
+
+log = get_logger("gateway.clients")
+
+
+def unavailable(service: str, detail: str | None = None) -> Problem:
+    return Problem("UNAVAILABLE", detail or f"the {service} service is unavailable, try again", retryable=True)
+
+
+def contract_code(code: object, status: int) -> str:
+    """The contract code for an upstream error answer."""
+    if isinstance(code, str) and code in CONTRACT_CODES:
+        return code
+    if code == "PAYLOAD_TOO_LARGE" or status == 413:
+        return "BAD_USER_INPUT"
+    return CODE_FOR_STATUS.get(status, "BAD_USER_INPUT" if 400 <= status < 500 else "UNAVAILABLE")
+
+
+def _retry_after(response: httpx.Response, body: Mapping[str, Any]) -> float | None:
+    value = body.get("retry_after", response.headers.get("retry-after"))
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _forwarded_headers(token: str | None) -> dict[str, str]:
+    headers = inject_headers()
+    ctx = structlog.contextvars.get_contextvars()
+    if request_id := ctx.get("request_id"):
+        headers["x-request-id"] = str(request_id)
+    if correlation_id := ctx.get("correlation_id"):
+        headers["x-correlation-id"] = str(correlation_id)
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    return headers
+
+
+class ServiceClient:
+    """One service: a shared keep-alive `httpx.AsyncClient` and the error mapping."""
+
+    def __init__(self, name: str, http: httpx.AsyncClient, *, deadline: float) -> None:
+        self.name = name
+        self.http = http
+        # Overall bound on one call, whatever the transport does (slow drip, stuck pool...).
+        self.deadline = deadline
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: Any = None,
+        params: list[tuple[str, str | int]] | None = None,
+    ) -> Any:
+        headers = _forwarded_headers(token)
+        content: bytes | None = None
+        if json is not None:
+            content = orjson.dumps(json)
+            headers["content-type"] = "application/json"
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.deadline):
+                response = await self.http.request(
+                    method,
+                    path,
+                    content=content,
+                    params=httpx.QueryParams(list(params)) if params else None,
+                    headers=headers,
+                )
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            UPSTREAM_REQUESTS.labels(self.name, "timeout").inc()
+            log.warning("upstream_timeout", service=self.name, method=method, path=path)
+            raise unavailable(self.name) from exc
+        except httpx.HTTPError as exc:  # connection refused/reset, protocol errors
+            UPSTREAM_REQUESTS.labels(self.name, "unreachable").inc()
+            log.warning("upstream_unreachable", service=self.name, method=method, path=path, error=type(exc).__name__)
+            raise unavailable(self.name) from exc
+        finally:
+            UPSTREAM_LATENCY.labels(self.name).observe(time.perf_counter() - start)
+        UPSTREAM_REQUESTS.labels(self.name, str(response.status_code)).inc()
+        return self._handle(response, method, path)
+
+    def _handle(self, response: httpx.Response, method: str, path: str) -> Any:
+        status = response.status_code
+        if status >= 500:
+            log.warning("upstream_error", service=self.name, method=method, path=path, status=status)
+            raise unavailable(self.name)
+        body: Any
+        try:
+            body = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            body = None
+            if status < 400:
+                log.error("upstream_bad_json", service=self.name, method=method, path=path, status=status)
+                raise unavailable(self.name, f"the {self.name} service gave an unreadable answer") from None
+        if status < 400:
+            return body
+        problem = body if isinstance(body, dict) else {}
+        code = contract_code(problem.get("code"), status)
+        detail = problem.get("detail")
+        if not isinstance(detail, str) or not detail:
+            detail = code.replace("_", " ").lower()
+        extra: dict[str, Any] = {}
+        if code == "RATE_LIMITED" and (retry := _retry_after(response, problem)) is not None:
+            extra["retry_after"] = retry
+        if isinstance(problem.get("errors"), list):
+            extra["errors"] = problem["errors"]
+        raise Problem(code, detail, status=status, **extra)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: Any = None,
+        params: list[tuple[str, str | int]] | None = None,
+    ) -> JSON:
+        """`request` for answers that are JSON objects (anything else: UNAVAILABLE)."""
+        body = await self.request(method, path, token=token, json=json, params=params)
+        if not isinstance(body, dict):
+            log.error("upstream_bad_answer", service=self.name, method=method, path=path)
+            raise unavailable(self.name, f"the {self.name} service gave an unreadable answer")
+        return body
+
+    async def healthz(self, timeout: float = 2.0) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self.http.get("/healthz", timeout=timeout)
+        except (TimeoutError, httpx.HTTPError):
+            return False
+        return response.status_code == 200
+
+
+def _ids(ids: Iterable[uuid.UUID]) -> list[str]:
+    return [str(i) for i in ids]
+
+
+def _items(body: Any) -> list[JSON]:
+    if isinstance(body, dict) and isinstance(body.get("items"), list):
+        return [item for item in body["items"] if isinstance(item, dict)]
+    return []
+
+
+class StakeholdersClient(ServiceClient):
+    async def register(self, data: JSON) -> JSON:
+        return await self.call("POST", "/stakeholders", json=data)
+
+    async def login(self, email: str, password: str) -> JSON:
+        return await self.call("POST", "/auth/login", json={"email": email, "password": password})
+
+    async def me(self, token: str) -> JSON:
+        return await self.call("GET", "/stakeholders/me", token=token)
+
+    async def batch(self, ids: Sequence[uuid.UUID], token: str | None = None) -> list[JSON]:
+        return _items(await self.call("POST", "/stakeholders/batch", token=token, json={"ids": _ids(ids)}))
+
+    async def grant_role(self, stakeholder_id: uuid.UUID, role: str, token: str) -> JSON:
+        path = f"/stakeholders/{stakeholder_id}/role"
+        return await self.call("POST", path, token=token, json={"role": role})
+
+    async def experts(self, tag: str, first: int, token: str | None = None) -> list[JSON]:
+        return _items(await self.call("GET", "/experts", token=token, params=[("tag", tag), ("first", first)]))
+
+    async def create_api_key(self, label: str, scope: str, token: str) -> JSON:
+        return await self.call("POST", "/api-keys", token=token, json={"label": label, "scope": scope})
+
+    async def list_api_keys(self, token: str) -> list[JSON]:
+        return _items(await self.call("GET", "/api-keys", token=token))
+
+    async def revoke_api_key(self, key_id: uuid.UUID, token: str) -> bool:
+        body = await self.request("DELETE", f"/api-keys/{key_id}", token=token)
+        return bool(isinstance(body, dict) and body.get("revoked"))
+
+    async def exchange_api_key(self, key: str) -> str:
+        body = await self.request("POST", "/auth/api-key-token", json={"key": key})
+        token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str):
+            raise unavailable(self.name, "the stakeholders service gave an unreadable answer")
+        return token
+
+
+class IdeasClient(ServiceClient):
+    async def propose(self, data: JSON, token: str) -> JSON:
+        return await self.call("POST", "/ideas", token=token, json=data)
+
+    async def get(self, idea_id: uuid.UUID, token: str | None) -> JSON:
+        return await self.call("GET", f"/ideas/{idea_id}", token=token)
+
+    async def batch(self, ids: Sequence[uuid.UUID], token: str | None) -> list[JSON]:
+        return _items(await self.call("POST", "/ideas/batch", token=token, json={"ids": _ids(ids)}))
+
+    async def list_ideas(
+        self,
+        *,
+        token: str | None,
+        first: int,
+        after: str | None,
+        sort: str,
+        status: Sequence[str] = (),
+        tag: str | None = None,
+        search: str | None = None,
+        segment: str | None = None,
+    ) -> JSON:
+        params: list[tuple[str, str | int]] = [("first", first), ("sort", sort)]
+        if after:
+            params.append(("after", after))
+        params.extend(("status", s) for s in status)
+        if tag is not None:
+            params.append(("tag", tag))
+        if search is not None:
+            params.append(("search", search))
+        if segment is not None:
+            params.append(("segment", segment))
+        return await self.call("GET", "/ideas", token=token, params=params)
+
+    async def refine(self, idea_id: uuid.UUID, changes: JSON, token: str) -> JSON:
+        return await self.call("PATCH", f"/ideas/{idea_id}", token=token, json=changes)
+
+    async def revisions(self, idea_id: uuid.UUID, token: str | None) -> list[JSON]:
+        return _items(await self.call("GET", f"/ideas/{idea_id}/revisions", token=token))
+
+    async def set_status(self, idea_id: uuid.UUID, status: str, note: str | None, token: str) -> JSON:
+        path = f"/ideas/{idea_id}/status"
+        return await self.call("POST", path, token=token, json={"status": status, "note": note})
+
+    async def merge(self, source_id: uuid.UUID, target_id: uuid.UUID, token: str) -> JSON:
+        path = f"/ideas/{source_id}/merge"
+        return await self.call("POST", path, token=token, json={"target_id": str(target_id)})
+
+    async def similar(self, text: str, first: int, token: str | None) -> list[JSON]:
+        return _items(await self.call("GET", "/ideas/similar", token=token, params=[("text", text), ("first", first)]))
+
+
+class VotesClient(ServiceClient):
+    async def cast(self, idea_id: uuid.UUID, weight: int, token: str) -> JSON:
+        return await self.call("PUT", f"/ideas/{idea_id}/vote", token=token, json={"weight": weight})
+
+    async def withdraw(self, idea_id: uuid.UUID, token: str) -> bool:
+        body = await self.request("DELETE", f"/ideas/{idea_id}/vote", token=token)
+        return bool(isinstance(body, dict) and body.get("removed"))
+
+    async def mine(self, idea_ids: Sequence[uuid.UUID], token: str) -> list[JSON]:
+        return _items(await self.call("POST", "/votes/mine", token=token, json={"idea_ids": _ids(idea_ids)}))
+
+
+class CommentsClient(ServiceClient):
+    async def add(self, idea_id: uuid.UUID, body: str, parent_id: uuid.UUID | None, token: str) -> JSON:
+        data = {"body": body, "parent_id": str(parent_id) if parent_id else None}
+        return await self.call("POST", f"/ideas/{idea_id}/comments", token=token, json=data)
+
+    async def list_comments(self, idea_id: uuid.UUID, first: int, after: str | None, token: str | None) -> JSON:
+        params: list[tuple[str, str | int]] = [("first", first)]
+        if after:
+            params.append(("after", after))
+        return await self.call("GET", f"/ideas/{idea_id}/comments", token=token, params=params)
+
+    async def by_ideas(self, idea_ids: Sequence[uuid.UUID], first: int, token: str | None) -> dict[str, JSON]:
+        body = await self.request(
+            "POST", "/comments/by-ideas", token=token, json={"idea_ids": _ids(idea_ids), "first": first}
+        )
+        pages = body.get("pages") if isinstance(body, dict) else None
+        return pages if isinstance(pages, dict) else {}
+
+    async def batch(self, ids: Sequence[uuid.UUID], token: str | None) -> list[JSON]:
+        return _items(await self.call("POST", "/comments/batch", token=token, json={"ids": _ids(ids)}))
+
+    async def flag(self, comment_id: uuid.UUID, reason: str, token: str) -> bool:
+        body = await self.request("POST", f"/comments/{comment_id}/flags", token=token, json={"reason": reason})
+        return bool(isinstance(body, dict) and body.get("flagged"))
+
+    async def hide(self, comment_id: uuid.UUID, reason: str, token: str) -> JSON:
+        path = f"/comments/{comment_id}/hide"
+        return await self.call("POST", path, token=token, json={"reason": reason})
+
+
+class InstancesTransport(httpx.AsyncBaseTransport):
+    """Spreads requests round-robin over a service's instances (a comma-separated URL
+    setting). A request that could not even connect moves on to the next instance: it was
+    never sent, so retrying it elsewhere is safe for mutations too."""
+
+    def __init__(self, urls: list[str], limits: httpx.Limits) -> None:
+        self._targets = [httpx.URL(u) for u in urls]
+        self._inner = httpx.AsyncHTTPTransport(retries=0, limits=limits)
+        self._turn = itertools.count()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        start = next(self._turn)
+        error: httpx.ConnectError | None = None
+        for i in range(len(self._targets)):
+            target = self._targets[(start + i) % len(self._targets)]
+            request.url = request.url.copy_with(scheme=target.scheme, host=target.host, port=target.port)
+            try:
+                return await self._inner.handle_async_request(request)
+            except httpx.ConnectError as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@dataclass
+class Services:
+    stakeholders: StakeholdersClient
+    ideas: IdeasClient
+    votes: VotesClient
+    comments: CommentsClient
+
+    def all(self) -> list[ServiceClient]:
+        return [self.stakeholders, self.ideas, self.votes, self.comments]
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(c.http.aclose() for c in self.all()), return_exceptions=True)
+
+
+def build_services(
+    settings: GatewaySettings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+) -> Services:
+    """One keep-alive client per service. `transports` (by service name) replaces the network
+    in tests (httpx.MockTransport)."""
+    timeout = httpx.Timeout(
+        settings.upstream_timeout, connect=min(settings.upstream_connect_timeout, settings.upstream_timeout)
+    )
+    limits = httpx.Limits(
+        max_connections=settings.upstream_max_connections,
+        max_keepalive_connections=settings.upstream_max_keepalive,
+        keepalive_expiry=30.0,
+    )
+    deadline = settings.upstream_timeout + 1.0
+
+    def http(name: str, base_urls: str) -> httpx.AsyncClient:
+        urls = [u.strip() for u in base_urls.split(",") if u.strip()]
+        transport = (transports or {}).get(name) or (
+            InstancesTransport(urls, limits) if len(urls) > 1 else httpx.AsyncHTTPTransport(retries=1, limits=limits)
+        )
+        return httpx.AsyncClient(base_url=urls[0], timeout=timeout, transport=transport)
+
+    return Services(
+        stakeholders=StakeholdersClient(
+            "stakeholders", http("stakeholders", settings.stakeholders_url), deadline=deadline
+        ),
+        ideas=IdeasClient("ideas", http("ideas", settings.ideas_url), deadline=deadline),
+        votes=VotesClient("votes", http("votes", settings.votes_url), deadline=deadline),
+        comments=CommentsClient("comments", http("comments", settings.comments_url), deadline=deadline),
+    )

@@ -1,0 +1,215 @@
+"""The per-request context: who is calling, and a fresh set of DataLoaders.
+
+Every DataLoader batches the keys asked for in one tick into one upstream call, with the
+caller's token, so a page of ideas with author, myVote and first comments costs a constant
+number of calls whatever the page size. Visibility stays with the services: ideas and comments
+that the caller may not see are left out of their batches and load as None."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from gateway.auth import Authenticator, parse_authorization
+from gateway.clients import JSON, Services
+from gateway.live import LiveHub
+from gateway.ratelimit import RateLimiter
+from gateway.settings import GatewaySettings
+from shared.auth import Principal
+from shared.problems import Problem
+
+MAX_BATCH = 100
+EMPTY_PAGE: JSON = {"items": [], "total_count": 0, "has_next_page": False, "end_cursor": None}
+
+
+@dataclass
+class Runtime:
+    """What the running gateway holds; built once in the app's lifespan."""
+
+    settings: GatewaySettings
+    services: Services
+    authenticator: Authenticator
+    hub: LiveHub
+    mutation_limiter: RateLimiter
+    anonymous_limiter: RateLimiter
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+class Loaders:
+    """A fresh set per request (and per subscription event)."""
+
+    def __init__(self, services: Services, token: Callable[[], Awaitable[str | None]]) -> None:
+        self._services = services
+        self._token = token
+        self.stakeholders: DataLoader[uuid.UUID, JSON | None] = DataLoader(
+            self._load_stakeholders, max_batch_size=MAX_BATCH
+        )
+        self.ideas: DataLoader[uuid.UUID, JSON | None] = DataLoader(self._load_ideas, max_batch_size=MAX_BATCH)
+        self.my_votes: DataLoader[uuid.UUID, JSON | None] = DataLoader(self._load_my_votes, max_batch_size=MAX_BATCH)
+        self.comment_pages: DataLoader[tuple[uuid.UUID, int], JSON] = DataLoader(
+            self._load_comment_pages, max_batch_size=MAX_BATCH
+        )
+        self.comments: DataLoader[uuid.UUID, JSON | None] = DataLoader(self._load_comments, max_batch_size=MAX_BATCH)
+        self.revisions: DataLoader[uuid.UUID, list[JSON]] = DataLoader(self._load_revisions, max_batch_size=MAX_BATCH)
+
+    # priming: objects that arrive with a page or a mutation answer need no second read
+    def prime_ideas(self, items: Sequence[JSON]) -> None:
+        self.ideas.prime_many({k: item for item in items if (k := _uuid(item.get("id"))) is not None})
+
+    def prime_stakeholders(self, items: Sequence[JSON]) -> None:
+        self.stakeholders.prime_many({k: item for item in items if (k := _uuid(item.get("id"))) is not None})
+
+    def prime_comments(self, items: Sequence[JSON]) -> None:
+        self.comments.prime_many({k: item for item in items if (k := _uuid(item.get("id"))) is not None})
+
+    async def _load_stakeholders(self, ids: list[uuid.UUID]) -> list[JSON | None]:
+        items = await self._services.stakeholders.batch(ids, await self._token())
+        by_id = {_uuid(item.get("id")): item for item in items}
+        return [by_id.get(i) for i in ids]
+
+    async def _load_ideas(self, ids: list[uuid.UUID]) -> list[JSON | None]:
+        items = await self._services.ideas.batch(ids, await self._token())
+        by_id = {_uuid(item.get("id")): item for item in items}
+        return [by_id.get(i) for i in ids]
+
+    async def _load_my_votes(self, idea_ids: list[uuid.UUID]) -> list[JSON | None]:
+        token = await self._token()
+        if token is None:
+            return [None] * len(idea_ids)
+        items = await self._services.votes.mine(idea_ids, token)
+        by_idea = {_uuid(item.get("idea_id")): item for item in items}
+        return [by_idea.get(i) for i in idea_ids]
+
+    async def _load_comment_pages(self, keys: list[tuple[uuid.UUID, int]]) -> list[JSON]:
+        token = await self._token()
+        by_first: dict[int, list[uuid.UUID]] = defaultdict(list)
+        for idea_id, first in keys:
+            if idea_id not in by_first[first]:
+                by_first[first].append(idea_id)
+        firsts = list(by_first)
+        answers = await asyncio.gather(
+            *(self._services.comments.by_ideas(by_first[first], first, token) for first in firsts)
+        )
+        pages: dict[tuple[uuid.UUID, int], JSON] = {}
+        for first, answer in zip(firsts, answers, strict=True):
+            for raw_id, page in answer.items():
+                page_idea = _uuid(raw_id)
+                if page_idea is not None and isinstance(page, dict):
+                    pages[(page_idea, first)] = page
+                    self.prime_comments([c for c in page.get("items") or [] if isinstance(c, dict)])
+        return [pages.get(key, EMPTY_PAGE) for key in keys]
+
+    async def _load_comments(self, ids: list[uuid.UUID]) -> list[JSON | None]:
+        items = await self._services.comments.batch(ids, await self._token())
+        # The comment is only as visible as its idea (checked here too, not only by the service).
+        idea_ids = list({i for item in items if (i := _uuid(item.get("idea_id"))) is not None})
+        ideas = await self.ideas.load_many(idea_ids)
+        visible = {i for i, idea in zip(idea_ids, ideas, strict=True) if idea is not None}
+        by_id = {_uuid(item.get("id")): item for item in items if _uuid(item.get("idea_id")) in visible}
+        return [by_id.get(i) for i in ids]
+
+    async def _load_revisions(self, idea_ids: list[uuid.UUID]) -> list[list[JSON] | BaseException]:
+        # No batch endpoint: one call per idea, all at once.
+        token = await self._token()
+        answers = await asyncio.gather(
+            *(self._services.ideas.revisions(i, token) for i in idea_ids), return_exceptions=True
+        )
+        return [a if isinstance(a, list | BaseException) else [] for a in answers]
+
+
+class GatewayContext:
+    """Typed context of one GraphQL request (HTTP) or one WebSocket connection."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        authorization: str | None = None,
+        client_address: str | None = None,
+        request: Any = None,
+        response: Any = None,
+        websocket: bool = False,
+    ) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.services = runtime.services
+        self.hub = runtime.hub
+        self.request = request
+        self.response = response
+        self.websocket = websocket
+        self.client_address = client_address or "unknown"
+        # Set by strawberry's graphql-transport-ws handler from the connection_init payload.
+        self.connection_params: dict[str, Any] | None = None
+        self._authorization = authorization
+        self._principal: Principal | None = None
+        self._auth_error: Problem | None = None
+        self._resolved = False
+        self._lock = asyncio.Lock()
+        self.loaders = Loaders(self.services, self.token)
+
+    # --- auth ---------------------------------------------------------------------------------
+    def set_authorization(self, authorization: str | None) -> None:
+        self._authorization = authorization
+        self.forget_principal()
+
+    def forget_principal(self) -> None:
+        """Authenticate again on next use (subscriptions: the token may have expired)."""
+        self._resolved = False
+        self._principal = None
+        self._auth_error = None
+
+    async def principal(self) -> Principal | None:
+        """The caller; None when anonymous; UNAUTHENTICATED when the token is not valid."""
+        if not self._resolved:
+            async with self._lock:
+                if not self._resolved:
+                    try:
+                        credential = parse_authorization(self._authorization)
+                        if credential is not None:
+                            self._principal = await self.runtime.authenticator.authenticate(credential)
+                    except Problem as problem:
+                        if problem.code != "UNAUTHENTICATED":
+                            raise  # e.g. signing keys unavailable: try again next time
+                        self._auth_error = problem
+                    self._resolved = True
+        if self._auth_error is not None:
+            raise Problem(self._auth_error.code, self._auth_error.detail)
+        return self._principal
+
+    async def token(self) -> str | None:
+        principal = await self.principal()
+        return principal.token if principal is not None else None
+
+    async def require_principal(self) -> Principal:
+        principal = await self.principal()
+        if principal is None:
+            raise Problem("UNAUTHENTICATED", "authentication required")
+        return principal
+
+    async def require_writer(self) -> Principal:
+        """For every mutation but register/login: a token with write scope, within the rate limit."""
+        principal = await self.require_principal()
+        if principal.scope == "read":
+            raise Problem("FORBIDDEN", "this API key is read-only")
+        self.runtime.mutation_limiter.check(str(principal.id))
+        return principal
+
+    def check_anonymous_rate(self) -> None:
+        self.runtime.anonymous_limiter.check(self.client_address)
+
+    # --- loaders ------------------------------------------------------------------------------
+    def reset_loaders(self) -> None:
+        """Fresh caches (each operation on a WebSocket, each subscription event)."""
+        self.loaders = Loaders(self.services, self.token)

@@ -1,0 +1,136 @@
+"""The gateway app: `uvicorn gateway.main:create_app --factory`.
+
+strawberry's own ASGI app at /graphql (HTTP POST/GET and graphql-transport-ws), /healthz,
+/readyz (the four services answer their /healthz) and /metrics. Everything is built in the
+lifespan; nothing connects at import time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+
+import httpx
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+
+from gateway.auth import Authenticator, TokenVerifier
+from gateway.clients import build_services
+from gateway.context import Runtime
+from gateway.live import LiveHub
+from gateway.middleware import GatewayMiddleware
+from gateway.ratelimit import RateLimiter
+from gateway.schema import build_schema
+from gateway.settings import GatewaySettings
+from gateway.view import GatewayGraphQL
+from shared.auth import JwtVerifier
+from shared.logs import configure_logging, get_logger
+from shared.messaging import connect_nats_retrying
+from shared.tracing import configure_tracing
+
+
+def _json(data: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+async def _healthz(_: Request) -> Response:
+    return _json({"status": "ok"})
+
+
+async def _readyz(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    clients = runtime.services.all()
+    answers = await asyncio.gather(*(client.healthz() for client in clients))
+    checks = {client.name: "ok" if ok else "unreachable" for client, ok in zip(clients, answers, strict=True)}
+    ready = all(answers)
+    # NATS only feeds subscriptions: reported, not required.
+    checks["nats"] = "ok" if runtime.hub.connected else "unreachable"
+    if not ready:
+        return _json({"status": "unavailable", "code": "UNAVAILABLE", "checks": checks}, 503)
+    return _json({"status": "ready", "checks": checks})
+
+
+async def _metrics(_: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _live_updates(settings: GatewaySettings, hub: LiveHub, stop: asyncio.Event) -> None:
+    """Connect to NATS in the background (endless retries) and subscribe once for the process."""
+    nc = await connect_nats_retrying(settings.nats_url, settings.service_name, stop)
+    if nc is not None:
+        await hub.start(nc)
+
+
+def create_app(
+    settings: GatewaySettings | None = None,
+    *,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    verifier: TokenVerifier | None = None,
+    hub: LiveHub | None = None,
+    connect_nats: bool = True,
+) -> Starlette:
+    """The app. Keyword arguments replace the outside world in tests: `transports` (by service
+    name) for the HTTP calls, `verifier` for JWT checks, `hub` for live updates."""
+    settings = settings or GatewaySettings()
+    view = GatewayGraphQL(build_schema(settings), settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.log_level, settings.log_json)
+        configure_tracing(settings.service_name, settings.otel_exporter_enabled, settings.otel_exporter_otlp_endpoint)
+        services = build_services(settings, transports)
+        jwt_verifier = verifier or JwtVerifier(
+            jwks_url=settings.jwks_url,
+            public_key_pem=settings.jwt_public_key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+        live = hub or LiveHub(settings.subscription_queue_size)
+        runtime = Runtime(
+            settings=settings,
+            services=services,
+            authenticator=Authenticator(
+                jwt_verifier,
+                services.stakeholders,
+                api_key_ttl=settings.api_key_token_cache_seconds,
+                cache_size=settings.api_key_token_cache_size,
+            ),
+            hub=live,
+            mutation_limiter=RateLimiter(settings.mutation_rate_per_second, settings.mutation_burst),
+            anonymous_limiter=RateLimiter(
+                settings.anonymous_mutation_rate_per_second, settings.anonymous_mutation_burst
+            ),
+        )
+        app.state.runtime = runtime
+        view.runtime = runtime
+        stop = asyncio.Event()
+        task = asyncio.create_task(_live_updates(settings, live, stop)) if connect_nats else None
+        get_logger("gateway").info("gateway_started", port=settings.port, graphiql=settings.graphiql_enabled)
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+            with suppress(Exception):
+                await asyncio.wait_for(live.close(), timeout=5)
+            await services.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/graphql", view),
+            WebSocketRoute("/graphql", view),
+            Route("/healthz", _healthz),
+            Route("/readyz", _readyz),
+            Route("/metrics", _metrics),
+        ],
+        middleware=[Middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import base64
+import uuid
+
+import pytest
+
+from gateway.ids import (
+    decode_cursor,
+    decode_global_id,
+    encode_edge_cursor,
+    encode_global_id,
+    parse_id,
+    require_id,
+)
+from shared.problems import Problem
+
+
+@pytest.mark.parametrize("type_name", ["Idea", "Stakeholder", "Comment", "ApiKey"])
+def test_global_id_round_trip(type_name: str) -> None:
+    pk = uuid.uuid4()
+    encoded = encode_global_id(type_name, pk)
+    assert base64.b64decode(encoded).decode() == f"{type_name}:{pk}"
+    decoded = decode_global_id(encoded)
+    assert decoded is not None
+    assert (decoded.type_name, decoded.id) == (type_name, pk)
+    assert str(decoded) == encoded
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "not base64!",
+        base64.b64encode(b"Idea").decode(),
+        base64.b64encode(b"Idea:nope").decode(),
+        base64.b64encode(f"Secret:{uuid.uuid4()}".encode()).decode(),
+        "x" * 500,
+    ],
+)
+def test_garbage_is_not_an_id(value: str) -> None:
+    assert decode_global_id(value) is None
+
+
+def test_typed_ids() -> None:
+    pk = uuid.uuid4()
+    assert parse_id(encode_global_id("Idea", pk), "Idea") == pk
+    assert parse_id(encode_global_id("Comment", pk), "Idea") is None  # wrong type
+    assert parse_id(str(pk), "Idea") == pk  # a bare uuid is accepted where the type is known
+    with pytest.raises(Problem) as err:
+        require_id("garbage", "Idea")
+    assert err.value.code == "NOT_FOUND"
+
+
+def test_cursors() -> None:
+    assert decode_cursor(None).after is None
+    assert decode_cursor("svc-cursor").after == "svc-cursor"  # service cursors pass through
+    cursor = decode_cursor(encode_edge_cursor("svc", 3))
+    assert (cursor.after, cursor.skip) == ("svc", 3)
+    cursor = decode_cursor(encode_edge_cursor(None, 2))
+    assert (cursor.after, cursor.skip) == (None, 2)
+    with pytest.raises(Problem) as err:
+        decode_cursor("gw1.%%%")
+    assert err.value.code == "BAD_USER_INPUT"
