@@ -199,6 +199,9 @@ class StakeholdersClient(ServiceClient):
     async def batch(self, ids: Sequence[uuid.UUID], token: str | None = None) -> list[JSON]:
         return _items(await self.call("POST", "/stakeholders/batch", token=token, json={"ids": _ids(ids)}))
 
+    async def update_me(self, changes: JSON, token: str) -> JSON:
+        return await self.call("PATCH", "/stakeholders/me", token=token, json=changes)
+
     async def grant_role(self, stakeholder_id: uuid.UUID, role: str, token: str) -> JSON:
         path = f"/stakeholders/{stakeholder_id}/role"
         return await self.call("POST", path, token=token, json={"role": role})

@@ -18,6 +18,13 @@ class RegisterInput:
     expertise: list[str] | None = strawberry.UNSET
 
 
+@strawberry.input(description="Fields left out stay as they are.")
+class UpdateProfileInput:
+    display_name: str | None = strawberry.UNSET
+    organization: str | None = strawberry.UNSET
+    expertise: list[str] | None = strawberry.UNSET
+
+
 @strawberry.input
 class ProposeIdeaInput:
     title: str = strawberry.field(description="1 to 140 characters after trimming.")

@@ -10,7 +10,7 @@ import strawberry
 from gateway.clients import JSON
 from gateway.ids import require_id
 from gateway.schema.enums import ApiKeyScope, IdeaStatus, Role
-from gateway.schema.inputs import ProposeIdeaInput, RefineIdeaInput, RegisterInput
+from gateway.schema.inputs import ProposeIdeaInput, RefineIdeaInput, RegisterInput, UpdateProfileInput
 from gateway.schema.types import (
     ApiKeyWithSecret,
     AuthPayload,
@@ -149,6 +149,15 @@ class Mutation:
         data = await info.context.services.comments.hide(require_id(id, "Comment"), reason, principal.token)
         info.context.loaders.comments.prime(Comment.from_data(data).pk, data, force=True)
         return Comment.from_data(data)
+
+    @strawberry.mutation(description="The caller edits their own display name, organization and expertise.")
+    async def update_profile(self, info: GInfo, input: UpdateProfileInput) -> Stakeholder:
+        principal = await info.context.require_writer()
+        fields = ("display_name", "organization", "expertise")
+        changes = {name: getattr(input, name) for name in fields if getattr(input, name) is not strawberry.UNSET}
+        data = await info.context.services.stakeholders.update_me(changes, principal.token)
+        info.context.loaders.stakeholders.prime(principal.id, data, force=True)
+        return Stakeholder.from_data(data)
 
     @strawberry.mutation(description="ADMIN only.")
     async def grant_role(self, info: GInfo, stakeholder_id: strawberry.ID, role: Role) -> Stakeholder:

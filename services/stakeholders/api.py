@@ -20,6 +20,7 @@ from services.stakeholders.models import (
     RoleRequest,
     StakeholderCreate,
     StakeholderPublic,
+    StakeholderUpdate,
     TokenResponse,
 )
 from services.stakeholders.service import Keyring, StakeholderService
@@ -55,6 +56,11 @@ async def login(body: LoginRequest, service: Service) -> Any:
 @router.get("/stakeholders/me", response_model=StakeholderPublic)
 async def me(principal: CurrentPrincipal, service: Service) -> StakeholderPublic:
     return await service.get(principal.id)
+
+
+@router.patch("/stakeholders/me", response_model=StakeholderPublic)
+async def update_me(body: StakeholderUpdate, principal: CurrentPrincipal, service: Service) -> StakeholderPublic:
+    return await service.update_profile(principal, body)
 
 
 @router.post("/stakeholders/batch", response_model=Items[StakeholderPublic])

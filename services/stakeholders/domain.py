@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.events.catalogue import Role, RoleGranted, StakeholderKind, StakeholderRegistered
+from shared.events.catalogue import Role, RoleGranted, StakeholderKind, StakeholderRegistered, StakeholderUpdated
 from shared.problems import bad_input, forbidden
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -80,6 +80,22 @@ def registered_event(
         display_name=display_name,
         kind=kind,
         role=role,
+        organization=organization,
+        expertise=expertise,
+    )
+
+
+def updated_event(
+    stakeholder_id: uuid.UUID,
+    display_name: str,
+    kind: StakeholderKind,
+    organization: str | None,
+    expertise: list[str],
+) -> StakeholderUpdated:
+    return StakeholderUpdated(
+        stakeholder_id=stakeholder_id,
+        display_name=display_name,
+        kind=kind,
         organization=organization,
         expertise=expertise,
     )

@@ -32,6 +32,7 @@ from services.stakeholders.models import (
     Stakeholder,
     StakeholderCreate,
     StakeholderPublic,
+    StakeholderUpdate,
 )
 from services.stakeholders.repository import KeyRepository, StakeholderRepository
 from shared.auth import JwtVerifier, Principal, TokenIssuer
@@ -214,6 +215,33 @@ class StakeholderService:
         await self.repo.add(target)
         add_event(self.session, new_event(event, source=SOURCE, subject_id=target.id))
         return public(target)
+
+    async def update_profile(self, principal: Principal, data: StakeholderUpdate) -> StakeholderPublic:
+        """A stakeholder edits their own display name, organization and expertise (their kind
+        and role are not theirs to change)."""
+        if principal.scope != "read-write":
+            raise forbidden("a read-only API key cannot change the profile")
+        stakeholder = await self.repo.get(principal.id)
+        if stakeholder is None:
+            raise not_found("stakeholder")
+        fields = data.model_dump(exclude_unset=True)
+        if "display_name" in fields:
+            stakeholder.display_name = domain.clean_display_name(data.display_name or "")
+        if "organization" in fields:
+            stakeholder.organization = domain.clean_organization(data.organization)
+        if "expertise" in fields:
+            stakeholder.expertise = domain.clean_tags(data.expertise)
+        stakeholder.updated_at = datetime.now(UTC)
+        await self.repo.add(stakeholder)
+        event = domain.updated_event(
+            stakeholder.id,
+            stakeholder.display_name,
+            StakeholderKind(stakeholder.kind),
+            stakeholder.organization,
+            list(stakeholder.expertise),
+        )
+        add_event(self.session, new_event(event, source=SOURCE, subject_id=stakeholder.id))
+        return public(stakeholder)
 
     async def experts(self, tag: str, first: int) -> list[StakeholderPublic]:
         tag = tag.strip().lower()

@@ -169,23 +169,20 @@ class EventSpec:
 CATALOGUE: dict[str, EventSpec] = {
     spec.subject: spec
     for spec in [
-        EventSpec(
-            "stakeholders.v1.stakeholder.registered",
-            StakeholderRegistered,
-            "stakeholders",
-            ("votes", "comments", "ideas"),
-        ),
-        EventSpec("stakeholders.v1.stakeholder.updated", StakeholderUpdated, "stakeholders", ("votes", "comments")),
-        EventSpec("stakeholders.v1.stakeholder.role_granted", RoleGranted, "stakeholders", ("comments",)),
-        EventSpec("ideas.v1.idea.proposed", IdeaProposed, "ideas", ("votes", "comments", "stakeholders")),
+        # consumers: the services whose durable consumers handle the event (the gateway also
+        # listens to every subject for live subscriptions, without a durable consumer).
+        EventSpec("stakeholders.v1.stakeholder.registered", StakeholderRegistered, "stakeholders", ()),
+        EventSpec("stakeholders.v1.stakeholder.updated", StakeholderUpdated, "stakeholders", ()),
+        EventSpec("stakeholders.v1.stakeholder.role_granted", RoleGranted, "stakeholders", ()),
+        EventSpec("ideas.v1.idea.proposed", IdeaProposed, "ideas", ("stakeholders", "votes", "comments")),
         EventSpec("ideas.v1.idea.refined", IdeaRefined, "ideas", ("stakeholders",)),
-        EventSpec("ideas.v1.idea.status_changed", IdeaStatusChanged, "ideas", ("votes",)),
+        EventSpec("ideas.v1.idea.status_changed", IdeaStatusChanged, "ideas", ("votes", "comments")),
         EventSpec("ideas.v1.idea.merged", IdeaMerged, "ideas", ("votes", "comments")),
-        EventSpec("votes.v1.vote.cast", VoteCast, "votes", ("ideas", "stakeholders")),
+        EventSpec("votes.v1.vote.cast", VoteCast, "votes", ("stakeholders", "ideas")),
         EventSpec("votes.v1.vote.changed", VoteChanged, "votes", ("ideas",)),
         EventSpec("votes.v1.vote.withdrawn", VoteWithdrawn, "votes", ("ideas",)),
         EventSpec("votes.v1.votes.moved", VotesMoved, "votes", ("ideas",)),
-        EventSpec("comments.v1.comment.added", CommentAdded, "comments", ("ideas", "stakeholders")),
+        EventSpec("comments.v1.comment.added", CommentAdded, "comments", ("stakeholders", "ideas")),
         EventSpec("comments.v1.comment.hidden", CommentHidden, "comments", ()),
     ]
 }

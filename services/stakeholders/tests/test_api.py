@@ -121,3 +121,29 @@ async def test_api_keys_are_hashed_scoped_and_revocable(service_app) -> None:  #
     assert revoked.json() == {"revoked": True}
     r = await client.post("/auth/api-key-token", json={"key": secret})
     assert r.status_code == 401
+
+
+async def test_profile_update_publishes_updated_and_keeps_kind(service_app) -> None:  # type: ignore[no-untyped-def]
+    app, client = await service_app("stakeholders")
+    member = (await register(client, kind="SUPPLIER")).json()
+    auth = {"Authorization": f"Bearer {member['token']}"}
+    r = await client.patch("/stakeholders/me", json={"expertise": ["Billing"], "organization": "Initech"}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["expertise"] == ["billing"] and r.json()["organization"] == "Initech"
+    assert r.json()["kind"] == "SUPPLIER" and r.json()["display_name"] == "Ada"
+    r = await client.patch("/stakeholders/me", json={"display_name": ""}, headers=auth)
+    assert r.status_code in (400, 422) and r.json()["code"] == "BAD_USER_INPUT"
+    from sqlalchemy import text
+
+    async with app.state.runtime.engine.connect() as conn:
+        subjects = (
+            (
+                await conn.execute(
+                    text("SELECT subject FROM outbox WHERE convert_from(payload, 'UTF8') LIKE :id ORDER BY created_at"),
+                    {"id": f"%{member['stakeholder']['id']}%"},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert subjects == ["stakeholders.v1.stakeholder.registered", "stakeholders.v1.stakeholder.updated"]
