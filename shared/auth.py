@@ -77,14 +77,20 @@ class JwtVerifier:
             if time.monotonic() - self._last_refresh < self._min_refresh_interval:
                 return
             self._last_refresh = time.monotonic()
-            try:
-                async with httpx.AsyncClient(timeout=3.0) as client:
-                    response = await client.get(self._jwks_url)
-                    response.raise_for_status()
-                    jwks = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
+            jwks = None
+            # Several stakeholder instances may be listed (comma-separated): the first that answers.
+            async with httpx.AsyncClient(timeout=3.0) as client:
+                for url in [u.strip() for u in self._jwks_url.split(",") if u.strip()]:
+                    try:
+                        response = await client.get(url)
+                        response.raise_for_status()
+                        jwks = response.json()
+                        break
+                    except (httpx.HTTPError, ValueError):
+                        continue
+            if jwks is None:
                 if not self._keys:
-                    raise Problem("UNAVAILABLE", "cannot fetch signing keys") from exc
+                    raise Problem("UNAVAILABLE", "cannot fetch signing keys")
                 return
             self._keys = {k["kid"]: PyJWK(k, algorithm=ALGORITHM).key for k in jwks.get("keys", [])}
 
@@ -96,6 +102,8 @@ class JwtVerifier:
         if kid not in self._keys:
             await self._refresh()
         if kid not in self._keys:
+            if not self._keys and self._jwks_url is not None:
+                raise Problem("UNAVAILABLE", "signing keys not available yet; retry")
             raise unauthenticated("token signed by an unknown key")
         return self._keys[kid]
 
