@@ -21,6 +21,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
+from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Column, DateTime, func, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -35,6 +36,10 @@ from shared.messaging import stream_for_subject
 from shared.tracing import extract_context, tracer
 
 Handler = Callable[[AsyncSession, Envelope, BaseModel], Awaitable[None]]
+
+EVENTS = Counter(
+    "events_consumed_total", "Events taken from JetStream, by durable consumer and outcome", ["durable", "outcome"]
+)
 
 
 class InboxEntry(SQLModel, table=True):
@@ -136,6 +141,7 @@ class ConsumerRunner:
             payload = payload_model(envelope.type).model_validate(envelope.data)
         except (ValidationError, LookupError) as exc:
             self._log.error("event_rejected_invalid", durable=sub.durable, subject=msg.subject, error=str(exc))
+            EVENTS.labels(sub.durable, "invalid").inc()
             await msg.term()
             return
         if handler is None:  # not ours (a filter wider than our handlers): nothing to do
@@ -146,9 +152,10 @@ class ConsumerRunner:
         )
         try:
             with tracer().start_as_current_span(f"consume {envelope.type}", context=extract_context(msg.headers)):
-                await self.apply(sub.durable, envelope, payload, handler)
+                first_time = await self.apply(sub.durable, envelope, payload, handler)
             await msg.ack()
             self.handled += 1
+            EVENTS.labels(sub.durable, "applied" if first_time else "duplicate").inc()
         except PermanentError as exc:
             self._log.error("event_terminated", durable=sub.durable, error=str(exc))
             await msg.term()
@@ -156,8 +163,10 @@ class ConsumerRunner:
             delivered = msg.metadata.num_delivered if msg.metadata else 1
             if delivered >= self._max_deliver:
                 self._log.error("event_dead_lettered", durable=sub.durable, deliveries=delivered, error=repr(exc))
+                EVENTS.labels(sub.durable, "dead_lettered").inc()
                 await msg.term()
             else:
+                EVENTS.labels(sub.durable, "retried").inc()
                 self._log.warning("event_retry", durable=sub.durable, deliveries=delivered, error=repr(exc))
                 await msg.nak(delay=min(0.2 * 2**delivered, 10.0))
         finally:

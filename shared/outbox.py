@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import orjson
 from nats.aio.client import Client as NATS
+from prometheus_client import Counter
 from sqlalchemy import Column, DateTime, LargeBinary, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,6 +32,7 @@ from shared.settings import to_plain_pg_url
 from shared.tracing import inject_headers
 
 NOTIFY_CHANNEL = "outbox"
+PUBLISHED = Counter("outbox_published_total", "Outbox rows published to JetStream and marked sent")
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -118,6 +120,7 @@ class OutboxRelay:
             await asyncio.gather(*(self._publish(r.id, r.subject, r.payload, r.headers) for r in rows))
             await self._mark_sent(conn, [r.id for r in rows])
         self.published += len(rows)
+        PUBLISHED.inc(len(rows))
         return len(rows)
 
     async def _publish(self, event_id: uuid.UUID, subject: str, payload: bytes, headers: dict[str, Any]) -> None:
