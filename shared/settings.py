@@ -59,7 +59,8 @@ class ServiceSettings(CommonSettings):
     relay_batch_size: int = 256
     consumer_batch_size: int = 100
     consumer_max_deliver: int = 10
-    consumer_ack_wait: float = 30.0
+    # A message handed to an instance that then dies is redelivered after this long.
+    consumer_ack_wait: float = 10.0
 
     def resolved_database_url(self) -> str:
         """SQLAlchemy URL (asyncpg driver) of this service's own database."""
