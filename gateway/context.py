@@ -11,12 +11,13 @@ import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from gateway.auth import Authenticator, parse_authorization
+from gateway.auth import Authenticator, looks_like_jwt, parse_authorization
 from gateway.clients import JSON, Services
 from gateway.live import LiveHub
 from gateway.ratelimit import RateLimiter
@@ -73,6 +74,12 @@ class Loaders:
 
     def prime_comments(self, items: Sequence[JSON]) -> None:
         self.comments.prime_many({k: item for item in items if (k := _uuid(item.get("id"))) is not None})
+
+    def forget_idea(self, idea_id: uuid.UUID) -> None:
+        """Drop a cached idea (after a write changed it); nothing to do when it was never loaded
+        (strawberry's DataLoader.clear raises KeyError for a key it has not cached)."""
+        with suppress(KeyError):
+            self.ideas.clear(idea_id)
 
     async def _load_stakeholders(self, ids: list[uuid.UUID]) -> list[JSON | None]:
         items = await self._services.stakeholders.batch(ids, await self._token())
@@ -197,6 +204,14 @@ class GatewayContext:
         if principal is None:
             raise Problem("UNAUTHENTICATED", "authentication required")
         return principal
+
+    def via_api_key(self) -> bool:
+        """True when the caller authenticated with an integrator API key (not a login token)."""
+        try:
+            credential = parse_authorization(self._authorization)
+        except Problem:
+            return False
+        return credential is not None and not looks_like_jwt(credential)
 
     async def require_writer(self) -> Principal:
         """For every mutation but register/login: a token with write scope, within the rate limit."""

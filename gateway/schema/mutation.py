@@ -20,6 +20,7 @@ from gateway.schema.types import (
     Stakeholder,
     Vote,
 )
+from shared.auth import Principal
 from shared.problems import Problem
 
 
@@ -39,6 +40,16 @@ def _idea(info: GInfo, data: JSON) -> Idea:
     idea = Idea.from_data(data)
     info.context.loaders.ideas.prime(idea.pk, data, force=True)
     return idea
+
+
+async def _key_manager(info: GInfo) -> Principal:
+    """API keys are managed by a signed-in stakeholder, never by an API key: a leaked key must
+    not be able to mint more keys (or revoke the owner's others). The stakeholders service means
+    to refuse that too, but a read-write key's token looks like a login token to it."""
+    principal = await info.context.require_writer()
+    if info.context.via_api_key():
+        raise Problem("FORBIDDEN", "API keys are managed with a login token, not with an API key")
+    return principal
 
 
 @strawberry.type
@@ -135,7 +146,7 @@ class Mutation:
         principal = await info.context.require_writer()
         source = require_id(source_id, "Idea")
         target = require_id(target_id, "Idea")
-        info.context.loaders.ideas.clear(source)
+        info.context.loaders.forget_idea(source)
         return _idea(info, await info.context.services.ideas.merge(source, target, principal.token))
 
     @strawberry.mutation
@@ -169,13 +180,13 @@ class Mutation:
 
     @strawberry.mutation(description="A new API key for integrations; its secret is in the answer, and only there.")
     async def create_api_key(self, info: GInfo, label: str, scope: ApiKeyScope = ApiKeyScope.READ) -> ApiKeyWithSecret:
-        principal = await info.context.require_writer()
+        principal = await _key_manager(info)
         data = await info.context.services.stakeholders.create_api_key(label, scope.value, principal.token)
         return ApiKeyWithSecret.from_data(data)
 
     @strawberry.mutation(description="True when the key was revoked (owner or ADMIN).")
     async def revoke_api_key(self, info: GInfo, id: strawberry.ID) -> bool:
-        principal = await info.context.require_writer()
+        principal = await _key_manager(info)
         revoked = await info.context.services.stakeholders.revoke_api_key(require_id(id, "ApiKey"), principal.token)
         info.context.runtime.authenticator.forget_api_keys()
         return revoked

@@ -48,15 +48,27 @@ TRANSITIONS: Mapping[IdeaStatus, frozenset[IdeaStatus]] = {
 
 
 # --- input ---------------------------------------------------------------------------------
+def check_storable(value: str, field: str) -> str:
+    """PostgreSQL text cannot hold NUL characters (nor lone surrogates): such input is refused
+    as BAD_USER_INPUT here instead of failing in the database (a 500)."""
+    if "\x00" in value:
+        raise bad_input(f"{field} must not contain NUL characters", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise bad_input(f"{field} is not valid Unicode text", field=field) from exc
+    return value
+
+
 def clean_title(title: str) -> str:
-    value = title.strip()
+    value = check_storable(title, "title").strip()
     if not 1 <= len(value) <= MAX_TITLE:
         raise bad_input(f"title must have 1 to {MAX_TITLE} characters", field="title")
     return value
 
 
 def clean_body(body: str) -> str:
-    value = body.strip()
+    value = check_storable(body, "body").strip()
     if not 1 <= len(value) <= MAX_BODY:
         raise bad_input(f"body must have 1 to {MAX_BODY} characters", field="body")
     return value
@@ -92,7 +104,7 @@ def clean_visible_to(kinds: Iterable[StakeholderKind] | None) -> list[Stakeholde
 def clean_note(note: str | None) -> str | None:
     if note is None:
         return None
-    value = note.strip()
+    value = check_storable(note, "note").strip()
     if len(value) > MAX_NOTE:
         raise bad_input(f"note must have at most {MAX_NOTE} characters", field="note")
     return value or None

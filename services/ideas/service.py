@@ -221,7 +221,7 @@ class IdeaService:
         segment: StakeholderKind | None,
     ) -> Page[IdeaPublic]:
         if search is not None:
-            search = search.strip() or None
+            search = domain.check_storable(search, "search").strip() or None
             if search is not None and len(search) > MAX_SEARCH:
                 raise bad_input(f"search has at most {MAX_SEARCH} characters", field="search")
         flt = IdeaFilter(
@@ -245,7 +245,7 @@ class IdeaService:
     async def similar(self, principal: Principal | None, text: str, first: int) -> list[IdeaPublic]:
         if not 0 <= first <= MAX_SIMILAR:
             raise bad_input(f"first must be between 0 and {MAX_SIMILAR}", field="first")
-        value = " ".join(text.split())
+        value = " ".join(domain.check_storable(text, "text").split())
         if not value:
             raise bad_input("text must not be empty", field="text")
         if len(value) > MAX_SIMILAR_TEXT:

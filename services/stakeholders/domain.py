@@ -24,8 +24,21 @@ FAILURE_WINDOW = timedelta(minutes=15)
 API_KEY_PREFIX = "ccp_"
 
 
+def check_storable(value: str, field: str) -> str:
+    """PostgreSQL text cannot hold NUL characters (nor lone surrogates): such input is refused
+    as BAD_USER_INPUT here instead of failing in the database (a 500)."""
+    if "\x00" in value:
+        raise bad_input(f"{field} must not contain NUL characters", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise bad_input(f"{field} is not valid Unicode text", field=field) from exc
+    return value
+
+
 def normalise_email(email: str) -> str:
     value = email.strip().lower()
+    check_storable(value, "email")
     if len(value) > 254 or not EMAIL_RE.match(value):
         raise bad_input("email is not a valid address", field="email")
     return value
@@ -39,7 +52,7 @@ def check_password(password: str) -> None:
 
 
 def clean_display_name(name: str) -> str:
-    value = " ".join(name.split())
+    value = " ".join(check_storable(name, "displayName").split())
     if not 1 <= len(value) <= 80:
         raise bad_input("displayName must have 1 to 80 characters", field="displayName")
     return value
@@ -48,7 +61,7 @@ def clean_display_name(name: str) -> str:
 def clean_organization(value: str | None) -> str | None:
     if value is None:
         return None
-    value = " ".join(value.split())
+    value = " ".join(check_storable(value, "organization").split())
     if len(value) > 120:
         raise bad_input("organization must have at most 120 characters", field="organization")
     return value or None
@@ -130,6 +143,22 @@ def after_failure(state: ThrottleState | None, now: datetime) -> ThrottleState:
         lock = min(BASE_LOCK * 2 ** (failures - FREE_FAILURES), MAX_LOCK)
         locked_until = now + lock
     return ThrottleState(failures=failures, first_failed_at=state.first_failed_at, locked_until=locked_until)
+
+
+def clean_api_key_label(label: str) -> str:
+    value = check_storable(label, "label").strip()
+    if not 1 <= len(value) <= 80:
+        raise bad_input("label must have 1 to 80 characters", field="label")
+    return value
+
+
+def clean_expertise_filter(tag: str) -> str:
+    """The tag asked for in `experts`: normalised like expertise tags, and refused when it can
+    be none (it would only fail in the database, or match nothing)."""
+    value = tag.strip().lower()
+    if not TAG_RE.match(value):
+        raise bad_input("tag has 1 to 40 characters of [a-z0-9-]", field="tag")
+    return value
 
 
 def check_api_key_scope(scope: str) -> str:

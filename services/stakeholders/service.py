@@ -244,7 +244,7 @@ class StakeholderService:
         return public(stakeholder)
 
     async def experts(self, tag: str, first: int) -> list[StakeholderPublic]:
-        tag = tag.strip().lower()
+        tag = domain.clean_expertise_filter(tag)
         return [public(s) for s in await self.repo.experts(tag, first)]
 
     async def ensure_admin(self, email: str, password: str) -> None:
@@ -266,7 +266,8 @@ class StakeholderService:
             raise forbidden("an API key cannot create API keys")
         scope = domain.check_api_key_scope(data.scope)
         secret = domain.API_KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(label=data.label.strip(), scope=scope, owner_id=principal.id, secret_hash=_secret_hash(secret))
+        label = domain.clean_api_key_label(data.label)
+        key = ApiKey(label=label, scope=scope, owner_id=principal.id, secret_hash=_secret_hash(secret))
         await self.keys.add_api_key(key)
         return ApiKeyWithSecret(**ApiKeyPublic.model_validate(key, from_attributes=True).model_dump(), secret=secret)
 

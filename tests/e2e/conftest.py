@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.stack import GraphQL, Stack, eventually, new_data_dir, stack_env
+from tests.e2e.support import Crowd, Session, login, with_role
 
 __all__ = ["ADMIN_EMAIL", "ADMIN_PASSWORD", "GraphQL", "Stack", "eventually"]
 
@@ -26,3 +27,29 @@ def stack() -> Iterator[Stack]:
         yield s
     finally:
         s.stop()
+
+
+# --- sessions shared by the acceptance suite (tests/e2e/support.py) -------------------------------
+@pytest.fixture(scope="session")
+def url(stack: Stack) -> str:
+    return stack.graphql_url
+
+
+@pytest.fixture(scope="session")
+def admin(url: str) -> Session:
+    return login(url, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def product_team(url: str, admin: Session) -> Session:
+    return with_role(url, admin, "PRODUCT_TEAM")
+
+
+@pytest.fixture(scope="session")
+def moderator(url: str, admin: Session) -> Session:
+    return with_role(url, admin, "MODERATOR", kind="CUSTOMER")
+
+
+@pytest.fixture(scope="session")
+def crowd(url: str) -> Crowd:
+    return Crowd(url)

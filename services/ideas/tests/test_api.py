@@ -298,3 +298,23 @@ async def test_malformed_requests_are_4xx_problems(service_app, tokens) -> None:
     problem(r, 422, "BAD_USER_INPUT")
     problem(await client.post(f"/ideas/{uuid.uuid4()}/merge", json={"target_id": "x"}, headers=me.headers), 422,
             "BAD_USER_INPUT")
+
+
+async def test_nul_characters_are_bad_input_never_a_500(service_app, tokens) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL text cannot hold NUL: found by the acceptance suite as 500s (UNAVAILABLE through
+    the gateway) on propose, refine, status notes, search and similar."""
+    _, client = await service_app("ideas")
+    me, staff = caller(tokens), caller(tokens, "EMPLOYEE", "PRODUCT_TEAM")
+    idea = await propose(client, me)
+    nul = "\x00"
+    bodies = [{"title": f"a{nul}", "body": "b"}, {"title": "t", "body": f"b{nul}"}]
+    for body in [*bodies, {"title": "t", "body": "b", "tags": [nul]}]:
+        problem(await client.post("/ideas", json=body, headers=me.headers), 400, "BAD_USER_INPUT")
+    r = await client.patch(f"/ideas/{idea['id']}", json={"title": "x\x00"}, headers=me.headers)
+    problem(r, 400, "BAD_USER_INPUT")
+    note = {"status": "UNDER_REVIEW", "note": "n\x00"}
+    problem(await client.post(f"/ideas/{idea['id']}/status", json=note, headers=staff.headers), 400, "BAD_USER_INPUT")
+    problem(await client.get("/ideas", params={"search": "a\x00b"}), 400, "BAD_USER_INPUT")
+    problem(await client.get("/ideas/similar", params={"text": "a\x00b"}), 400, "BAD_USER_INPUT")
+    got = (await client.get(f"/ideas/{idea['id']}", headers=me.headers)).json()
+    assert (got["status"], got["version"]) == ("OPEN", 1)  # nothing changed

@@ -142,3 +142,11 @@ def test_trending_window() -> None:
     assert not domain.in_window(date(2026, 3, 3), now)
     assert not domain.in_window(date(2026, 3, 20), now)
     assert domain.score_day(datetime(2026, 3, 10, 23, 30, tzinfo=UTC) + timedelta(hours=1)) == date(2026, 3, 11)
+
+
+@pytest.mark.parametrize("clean", [domain.clean_title, domain.clean_body, domain.clean_note])
+def test_text_with_nul_or_lone_surrogates_is_bad_input(clean) -> None:  # type: ignore[no-untyped-def]
+    for value in ("a\x00b", "a\ud800b"):
+        with pytest.raises(Problem) as refused:
+            clean(value)
+        assert refused.value.code == "BAD_USER_INPUT"

@@ -147,3 +147,26 @@ async def test_profile_update_publishes_updated_and_keeps_kind(service_app) -> N
             .all()
         )
     assert subjects == ["stakeholders.v1.stakeholder.registered", "stakeholders.v1.stakeholder.updated"]
+
+
+async def test_nul_characters_are_bad_input_never_a_500(service_app) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL text cannot hold NUL: found by the acceptance suite as 500s (UNAVAILABLE through
+    the gateway) on register, login, profile updates, API key labels and experts."""
+    _, client = await service_app("stakeholders")
+    for overrides in ({"email": "a\x00b@example.org"}, {"display_name": "A\x00"}, {"organization": "O\x00"}):
+        r = await register(client, **overrides)
+        assert r.status_code == 400 and r.json()["code"] == "BAD_USER_INPUT", r.text
+    r = await client.post("/auth/login", json={"email": "a\x00b@example.org", "password": "correct horse battery"})
+    assert r.status_code == 401 and r.json()["code"] == "UNAUTHENTICATED", r.text
+    member = (await register(client)).json()
+    auth = {"Authorization": f"Bearer {member['token']}"}
+    for change in ({"display_name": "x\x00"}, {"organization": "x\x00"}):
+        r = await client.patch("/stakeholders/me", json=change, headers=auth)
+        assert r.status_code == 400 and r.json()["code"] == "BAD_USER_INPUT", r.text
+    for label in ("CI\x00", "   "):
+        r = await client.post("/api-keys", json={"label": label, "scope": "read"}, headers=auth)
+        assert r.status_code == 400 and r.json()["code"] == "BAD_USER_INPUT", r.text
+    for tag in ("a\x00", "not a tag"):
+        r = await client.get("/experts", params={"tag": tag})
+        assert r.status_code == 400 and r.json()["code"] == "BAD_USER_INPUT", r.text
+    assert (await client.get("/experts", params={"tag": " Mobile "})).status_code == 200
