@@ -248,8 +248,11 @@ class IdeasClient(ServiceClient):
         tag: str | None = None,
         search: str | None = None,
         segment: str | None = None,
+        with_total: bool = True,
     ) -> JSON:
         params: list[tuple[str, str | int]] = [("first", first), ("sort", sort)]
+        if not with_total:
+            params.append(("with_total", "false"))
         if after:
             params.append(("after", after))
         params.extend(("status", s) for s in status)

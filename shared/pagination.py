@@ -21,7 +21,8 @@ class Items(BaseModel, Generic[T]):
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
-    total_count: int
+    # None when the caller said it does not need it (counting can cost more than the page).
+    total_count: int | None
     has_next_page: bool
     end_cursor: str | None
 

@@ -6,6 +6,7 @@ import strawberry
 
 from gateway.ids import decode_cursor, decode_global_id, parse_id
 from gateway.schema.enums import IdeaSort, IdeaStatus, StakeholderKind
+from gateway.schema.selection import selects
 from gateway.schema.types import (
     ApiKey,
     Comment,
@@ -83,6 +84,7 @@ class Query:
             tag=tag or None,
             search=search or None,
             segment=segment.value if segment else None,
+            with_total=selects(info, "totalCount"),
         )
         ctx.loaders.prime_ideas(page.get("items") or [])
         edges, page_info, total = connection_parts(page, cursor, count, Idea.from_data)

@@ -49,10 +49,11 @@ async def list_ideas(
     tag: Annotated[str | None, Query(max_length=100)] = None,
     search: Annotated[str | None, Query(max_length=1_000)] = None,
     segment: StakeholderKind | None = None,
+    with_total: bool = True,
 ) -> Page[IdeaPublic]:
     return await service.list_ideas(
         principal, first=check_page_size(first), after=after, sort=sort, statuses=status, tag=tag,
-        search=search, segment=segment,
+        search=search, segment=segment, with_total=with_total,
     )
 
 

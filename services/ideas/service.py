@@ -219,6 +219,7 @@ class IdeaService:
         tag: str | None,
         search: str | None,
         segment: StakeholderKind | None,
+        with_total: bool = True,
     ) -> Page[IdeaPublic]:
         if search is not None:
             search = domain.check_storable(search, "search").strip() or None
@@ -237,7 +238,7 @@ class IdeaService:
         items = rows[:first]
         return Page(
             items=[public(i) for i in items],
-            total_count=await self.repo.count(flt),
+            total_count=await self.repo.count(flt) if with_total else None,
             has_next_page=len(rows) > first,
             end_cursor=encode_position(key, items[-1]) if items else None,
         )

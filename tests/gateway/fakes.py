@@ -82,6 +82,7 @@ class FakeUpstream:
     comments: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
     api_keys: dict[str, str] = field(default_factory=dict)  # secret -> JWT
     calls: list[tuple[str, str, str]] = field(default_factory=list)
+    requests: list[httpx.Request] = field(default_factory=list)
     # service name -> a function answering instead of the fake (to simulate failures)
     overrides: dict[str, Callable[[httpx.Request], httpx.Response]] = field(default_factory=dict)
     # service name -> a whole transport (e.g. one that never answers)
@@ -159,6 +160,7 @@ class FakeUpstream:
     def _handler(self, service: str) -> Callable[[httpx.Request], httpx.Response]:
         def handle(request: httpx.Request) -> httpx.Response:
             self.calls.append((service, request.method, request.url.path))
+            self.requests.append(request)
             if service in self.overrides:
                 return self.overrides[service](request)
             if request.url.path == "/healthz":
@@ -225,7 +227,7 @@ class FakeUpstream:
             return ok(
                 {
                     "items": page,
-                    "total_count": len(visible),
+                    "total_count": None if request.url.params.get("with_total") == "false" else len(visible),
                     "has_next_page": start + first < len(visible),
                     "end_cursor": str(start + len(page)) if page else None,
                 }

@@ -151,3 +151,16 @@ async def test_cursors_page_through(gateway: Gateway, fake: FakeUpstream) -> Non
     resumed = await gateway.execute(query, {"after": inner_cursor})
     assert resumed.data is not None
     assert [e["node"]["title"] for e in resumed.data["ideas"]["edges"]] == ["Idea 1", "Idea 2"]
+
+
+@pytest.mark.asyncio
+async def test_total_count_is_only_computed_when_asked_for(gateway: Gateway, fake: FakeUpstream) -> None:
+    seed(fake, 3)
+    without = await gateway.execute("{ ideas(first: 2) { edges { node { title } } } }")
+    with_total = await gateway.execute(
+        "{ ideas(first: 2) { ...Counted } } fragment Counted on IdeaConnection { totalCount }"
+    )
+    assert without.errors is None and with_total.errors is None
+    assert with_total.data == {"ideas": {"totalCount": 3}}
+    seen = [r.url.params.get("with_total") for r in fake.requests if r.url.path == "/ideas" and r.method == "GET"]
+    assert seen == ["false", None]

@@ -194,3 +194,12 @@ async def test_similar_ideas(service_app, tokens) -> None:  # type: ignore[no-un
     problem(await client.get("/ideas/similar"), 422, "BAD_USER_INPUT")
     r = await client.get("/ideas/similar", params={"text": "?!*&|'():"})  # no words: trigram only, no error
     assert r.status_code == 200
+
+
+async def test_total_count_is_skipped_when_not_wanted(ranked) -> None:  # type: ignore[no-untyped-def]
+    _, client, tag, ideas = ranked
+    counted = (await client.get("/ideas", params={"tag": tag, "first": 2})).json()
+    uncounted = (await client.get("/ideas", params={"tag": tag, "first": 2, "with_total": "false"})).json()
+    assert counted["total_count"] == len(ideas)
+    assert uncounted["total_count"] is None
+    assert uncounted["items"] == counted["items"] and uncounted["end_cursor"] == counted["end_cursor"]
