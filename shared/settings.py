@@ -45,7 +45,7 @@ class ServiceSettings(CommonSettings):
     db_max_overflow: int = 10
     # Check each pooled connection before use (one extra round trip per checkout). Off, a
     # connection killed by a database restart fails one request with a retryable 503.
-    db_pool_pre_ping: bool = True
+    db_pool_pre_ping: bool = False
     # Behind a transaction-mode pooler (PgBouncer): asyncpg must not cache prepared statements.
     db_transaction_pooler: bool = False
     # Where the stakeholder service publishes its public keys, and optionally a PEM public key
