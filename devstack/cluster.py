@@ -44,6 +44,8 @@ class Cluster:
         self.infra = Infra(self.settings)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.logs = data_dir / "logs"
+        # Gateways added with `add_gateway`: name -> (port, environment overrides).
+        self._extra_gateways: dict[str, tuple[int, dict[str, str]]] = {}
 
     @property
     def graphql_url(self) -> str:
@@ -54,7 +56,17 @@ class Cluster:
         return list(process_urls(self.settings))
 
     def url(self, name: str) -> str:
+        if name in self._extra_gateways:
+            return f"http://{self.settings.host}:{self._extra_gateways[name][0]}"
         return process_urls(self.settings)[name]
+
+    def add_gateway(self, name: str, env: dict[str, str] | None = None) -> str:
+        """Start one more gateway in front of the same services, with its own settings (e.g.
+        lower rate limits); returns its GraphQL URL. Killed and restarted like any process."""
+        self._extra_gateways[name] = (free_port(), dict(env or {}))
+        self.spawn(name)
+        self.wait_ready(name)
+        return f"{self.url(name)}/graphql"
 
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -67,6 +79,11 @@ class Cluster:
 
     def _command(self, name: str) -> tuple[list[str], dict[str, str]]:
         s = self.settings
+        if name in self._extra_gateways:
+            port, overrides = self._extra_gateways[name]
+            cmd = uvicorn_command("gateway.main:create_app", s.host, port, 1)
+            env = {**process_env(s, None), "PORT": str(port)}
+            return shlex.split(cmd), {**os.environ, **env, **self.extra_env, **overrides}
         if name == "gateway":
             cmd = uvicorn_command("gateway.main:create_app", s.host, s.gateway_port, 1)
             env = process_env(s, None)
@@ -85,7 +102,7 @@ class Cluster:
         )
 
     def wait_ready(self, name: str, timeout: float = 60.0) -> None:
-        probe = "healthz" if name == "gateway" else "readyz"
+        probe = "healthz" if name == "gateway" or name in self._extra_gateways else "readyz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             process = self.processes[name]
@@ -127,10 +144,12 @@ class Cluster:
         assert self.infra.nats is not None
         self.infra.nats.start()
 
-    def restart_postgres(self, mode: str = "immediate") -> None:
-        """`immediate` is PostgreSQL's crash-like stop: no checkpoint, recovery on start."""
+    def restart_postgres(self, mode: str = "immediate", down_for: float = 0.0) -> None:
+        """`immediate` is PostgreSQL's crash-like stop: no checkpoint, recovery on start.
+        `down_for`: seconds the server stays stopped (so that calls meet it down)."""
         assert self.infra.postgres is not None
         self.infra.postgres.stop(mode=mode)
+        time.sleep(down_for)
         self.infra.postgres.start()
 
     def stop(self) -> None:

@@ -109,7 +109,8 @@ def process_env(settings: DevstackSettings, service: str | None, instance: int =
 def uvicorn_command(app_factory: str, host: str, port: int, workers: int) -> str:
     return (
         f"{sys.executable} -m uvicorn {app_factory} --factory --host {host} --port {port} "
-        f"--loop uvloop --http httptools --no-access-log --timeout-graceful-shutdown 5 --timeout-keep-alive 75 --workers {workers}"
+        f"--loop uvloop --http httptools --no-access-log --timeout-graceful-shutdown 5 --timeout-keep-alive 75 "
+        f"--workers {workers}"
     )
 
 

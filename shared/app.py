@@ -17,25 +17,36 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.dependencies.models import Dependant
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from nats.aio.client import Client as NATS
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import JwtVerifier
+from shared.auth import JwtVerifier, optional_principal, require_principal, require_writer
 from shared.consumer import ConsumerRunner, Subscription
 from shared.db import create_engine, create_sessionmaker
 from shared.logs import configure_logging, get_logger
 from shared.messaging import connect_nats_retrying, ensure_streams
 from shared.outbox import OutboxRelay
-from shared.problems import Problem, install_problem_handlers, problem_response
+from shared.problems import (
+    PROBLEM_JSON,
+    STATUS_FOR_CODE,
+    Problem,
+    UnexpectedErrorMiddleware,
+    install_problem_handlers,
+    problem_response,
+)
 from shared.settings import ServiceSettings
 from shared.tracing import configure_tracing, extract_context, tracer
 
+MAX_BODY_BYTES = 1_048_576
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 LATENCY = Histogram("http_request_seconds", "HTTP request latency", ["service", "method", "route"])
 
@@ -61,7 +72,7 @@ class RequestContextMiddleware:
     """Binds request_id / correlation_id to logs, continues the caller's trace, records
     metrics and caps request bodies. Pure ASGI (cheaper than BaseHTTPMiddleware)."""
 
-    def __init__(self, app: ASGIApp, service: str, max_body_bytes: int = 1_048_576) -> None:
+    def __init__(self, app: ASGIApp, service: str, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
@@ -76,12 +87,20 @@ class RequestContextMiddleware:
         correlation_id = headers.get("x-correlation-id") or request_id
         structlog.contextvars.bind_contextvars(request_id=request_id, correlation_id=correlation_id)
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            response = problem_response(Problem("PAYLOAD_TOO_LARGE", "request body too large", status=413))
-            await response(scope, receive, send)
-            return
+        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
         status = 500
         start = time.perf_counter()
+        received = 0
+
+        async def capped_receive() -> Message:
+            """Streamed (chunked) bodies are counted as they come: over the cap, 413."""
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise StarletteHTTPException(413, "request body too large")
+            return message
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -92,8 +111,12 @@ class RequestContextMiddleware:
 
         path = scope.get("path", "")
         try:
+            if too_large:
+                response = problem_response(Problem("PAYLOAD_TOO_LARGE", "request body too large", status=413))
+                await response(scope, receive, send_wrapper)
+                return
             with tracer().start_as_current_span(f"{scope['method']} {path}", context=extract_context(headers)):
-                await self.app(scope, receive, send_wrapper)
+                await self.app(scope, capped_receive, send_wrapper)
         finally:
             route = scope.get("route")
             route_path = getattr(route, "path", "unmatched")
@@ -103,6 +126,27 @@ class RequestContextMiddleware:
             if path not in ("/healthz", "/readyz", "/metrics"):
                 self.log.info("request", method=scope["method"], path=path, status=status, ms=round(elapsed * 1000, 2))
             structlog.contextvars.unbind_contextvars("request_id", "correlation_id")
+
+
+class StaticPathMethods:
+    """A path that names a static resource (`/ideas/batch`) is never handed to a parameter route
+    (`PATCH /ideas/{idea_id}`, which would answer 422 "not a UUID"): a method the resource does
+    not serve is 405 with `Allow` (RFC 9110), as for any other path."""
+
+    def __init__(self, app: ASGIApp, route_methods: list[tuple[str, Any, list[str]]]) -> None:
+        self.app = app
+        self.static = [(regex, methods) for template, regex, methods in route_methods if "{" not in template]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope.get("path", "")
+            served = {m for regex, methods in self.static if regex.match(path) for m in methods}
+            if served and scope["method"] not in served:
+                response = problem_response(Problem("BAD_USER_INPUT", "Method Not Allowed", status=405))
+                response.headers["Allow"] = ", ".join(sorted(served))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_service_app(
@@ -151,12 +195,115 @@ def create_service_app(
         docs_url="/docs" if settings.is_development else None,
         redoc_url=None,
     )
+    ops = _ops_router()
+    route_methods = [
+        (route.path_format, route.path_regex, sorted(route.methods or ()))
+        for router in [*routers, ops]
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+    app.state.route_methods = route_methods
     install_problem_handlers(app)
+    # Innermost first: unexpected errors become answers inside RequestContextMiddleware (which
+    # then sees their status), and never reach uvicorn (which would drop the connection).
+    app.add_middleware(UnexpectedErrorMiddleware)
+    app.add_middleware(StaticPathMethods, route_methods=route_methods)
     app.add_middleware(RequestContextMiddleware, service=name)
     for router in routers:
         app.include_router(router)
-    app.include_router(_ops_router())
+    app.include_router(ops)
+    document_problems(app, routers)
     return app
+
+
+# --- OpenAPI: what the services really answer ------------------------------------------------------
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `code` is the public contract's error code.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string", "enum": sorted(STATUS_FOR_CODE)},
+        "retry_after": {"type": "integer", "description": "RATE_LIMITED, UNAVAILABLE: seconds to wait"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+# Every route may answer these (as application/problem+json): bad input, auth, visibility,
+# conflicts, the body cap, rate limits, a dependency that is down. 500 is never documented.
+PROBLEM_STATUSES = {
+    400: "Bad user input",
+    401: "Unauthenticated: missing, malformed, expired or revoked token",
+    403: "Forbidden",
+    404: "Not found (or not visible to the caller)",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    422: "Bad user input (wrong type or shape)",
+    429: "Rate limited",
+    503: "Unavailable: a dependency is down; retry later",
+}
+BEARER_SCHEME = "bearer"
+
+
+def _auth_need(dependant: Dependant) -> str | None:
+    """Whether the route reads the caller's JWT: "required", "optional", or None."""
+    found: str | None = None
+    for dep in dependant.dependencies:
+        if dep.call in (require_principal, require_writer):
+            return "required"
+        if dep.call is optional_principal:
+            found = "optional"
+        inner = _auth_need(dep)
+        if inner == "required":
+            return inner
+        found = found or inner
+    return found
+
+
+def document_problems(app: FastAPI, routers: Sequence[APIRouter] = ()) -> None:
+    """Complete the generated OpenAPI document: the problem+json answers every route may give
+    (replacing FastAPI's default 422 shape, which the problem handler never sends), and the
+    bearer scheme on the routes that read a token (optional where anonymous callers are served).
+    Fuzzers and clients then see the API as it behaves."""
+    generate = app.openapi
+    needs = {
+        (router.prefix + route.path_format, method.lower()): _auth_need(route.dependant)
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    }
+    problem = {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        components = schema.setdefault("components", {})
+        components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        components.setdefault("securitySchemes", {})[BEARER_SCHEME] = {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+        }
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                for status, description in PROBLEM_STATUSES.items():
+                    responses[str(status)] = {"description": description, **problem}
+                need = needs.get((path, method))
+                if need == "required":
+                    operation["security"] = [{BEARER_SCHEME: []}]
+                elif need == "optional":
+                    operation["security"] = [{}, {BEARER_SCHEME: []}]
+        # FastAPI's validation-error models are referenced by nothing now.
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components["schemas"].pop(unused, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _messaging(runtime: Runtime, subscriptions: list[Subscription]) -> None:
@@ -216,7 +363,7 @@ def _ops_router() -> APIRouter:
             return problem_response(Problem("UNAVAILABLE", "not ready", checks=checks))
         return JSONResponse({"status": "ready", "checks": checks})
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -4,23 +4,32 @@ For each message: validate the envelope and its payload by the catalogue model; 
 transaction record the event id in the inbox (per consumer) and apply the handler's effect;
 ack after commit. A redelivered event finds its inbox row and changes nothing. Transient
 failures `nak(delay)`; after max deliveries the message is `term()`ed and logged loudly.
-Fetches loop with heartbeats; any subscription error re-binds after a pause (endless)."""
+
+Fetching is our own (`PullFetcher`), not nats-py's `PullSubscription.fetch`: that one raises on
+a status message that answers an *earlier* pull request (e.g. "400 heartbeat value too large",
+which its own lingering request gets when little of the fetch's time is left, or a 503 while the
+server restarts) after it has received messages, and those messages are then dropped unacked
+until `ack_wait` redelivers them (a consumer stalled 30+ s at start-up under load). Here every
+data message that reaches the inbox is handled, whichever request it answers; a status other than
+"no messages" / "request timeout" ends the fetch and re-binds. After a reconnect the loop re-binds
+too (the durable is created again if the server lost it). Any error re-binds after a pause."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
+from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import nats.errors
+import orjson
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.client import JetStreamContext
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Column, DateTime, func, text
@@ -70,6 +79,111 @@ class Subscription:
         return streams.pop()
 
 
+# After the first message of a fetch, how long to wait for more before handing them over.
+LINGER_SECONDS = 0.002
+
+# Statuses that only end one pull request: no messages now, the request expired, or it was
+# turned away for the moment (409: max waiting, leadership change...). Anything else re-binds.
+_ENDS_REQUEST = frozenset({"404", "408", "409"})
+
+
+def _status(msg: Msg) -> tuple[str, str] | None:
+    """(status, description) of a JetStream status message; None for a data message."""
+    headers = msg.headers
+    if not headers or msg.data:
+        return None
+    status = headers.get("Status")
+    return (str(status), str(headers.get("Description", ""))) if status else None
+
+
+class PullFetcher:
+    """Pull requests for one durable consumer, answered to an inbox of our own. Every data
+    message that arrives there is returned by some fetch (late answers to an earlier request
+    are picked up by the next one), so nothing delivered is left unacked until `ack_wait`."""
+
+    def __init__(self, nc: NATS, stream: str, durable: str) -> None:
+        self._nc = nc
+        self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._sub: NatsSubscription | None = None
+        self._inbox = ""
+        self.statuses: Tally[str] = Tally()
+
+    async def start(self) -> None:
+        self._inbox = self._nc.new_inbox()
+
+        async def arrived(msg: Msg) -> None:
+            self._queue.put_nowait(msg)
+
+        self._sub = await self._nc.subscribe(self._inbox, cb=arrived)
+
+    def leftovers(self) -> list[Msg]:
+        """Data messages that arrived after the last fetch (hand them over before closing)."""
+        msgs = []
+        while not self._queue.empty():
+            msg = self._queue.get_nowait()
+            if _status(msg) is None:
+                msgs.append(msg)
+        return msgs
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    async def fetch(self, batch: int, timeout: float) -> tuple[list[Msg], str | None]:
+        """Up to `batch` messages within `timeout` seconds, and a problem (a status that calls
+        for a re-bind) or None."""
+        msgs: list[Msg] = []
+        # Late answers to earlier requests first; their statuses are stale, data is not.
+        while len(msgs) < batch and not self._queue.empty():
+            msg = self._queue.get_nowait()
+            status = _status(msg)
+            if status is None:
+                msgs.append(msg)
+            else:
+                self.statuses[status[0]] += 1
+        if msgs:
+            return msgs, None
+        expires = max(timeout - 0.1, 0.05)
+        request = {"batch": batch, "expires": int(expires * 1_000_000_000)}
+        await self._nc.publish(self._subject, orjson.dumps(request), reply=self._inbox)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(msgs) < batch:
+            remaining = deadline - loop.time()
+            if msgs:
+                # Have some: hand them over now rather than wait for a full batch (that wait
+                # delayed every projection and live update by up to `timeout` when traffic is
+                # light). Later answers to this request are picked up by the next fetch.
+                remaining = min(remaining, LINGER_SECONDS)
+            if remaining <= 0:
+                break
+            try:
+                msg = await asyncio.wait_for(self._queue.get(), remaining)
+            except TimeoutError:
+                break
+            status = _status(msg)
+            if status is None:
+                msgs.append(msg)
+                continue
+            code, description = status
+            self.statuses[code] += 1
+            if code == "100":  # heartbeat / flow control: not asked for, harmless
+                continue
+            if code in _ENDS_REQUEST and "deleted" not in description.lower():
+                if msgs or code != "408":
+                    break
+                continue  # a stale expiry of an earlier request: ours is still open
+            return msgs, f"{code} {description}".strip()
+        return msgs, None
+
+
+class FetchProblem(Exception):
+    """The server answered a pull request with a status that calls for a re-bind."""
+
+
 class ConsumerRunner:
     def __init__(
         self,
@@ -80,6 +194,7 @@ class ConsumerRunner:
         batch_size: int = 100,
         max_deliver: int = 10,
         ack_wait: float = 30.0,
+        fetch_timeout: float = 2.0,
     ) -> None:
         self._nc = nc
         self._sessionmaker = sessionmaker
@@ -87,6 +202,7 @@ class ConsumerRunner:
         self._batch_size = batch_size
         self._max_deliver = max_deliver
         self._ack_wait = ack_wait
+        self._fetch_timeout = fetch_timeout
         self._log = get_logger("consumer")
         self.handled = 0
         self.last_fetch_ok: dict[str, float] = {}
@@ -108,31 +224,42 @@ class ConsumerRunner:
         )
 
     async def _loop(self, sub: Subscription, stop: asyncio.Event) -> None:
-        self._nc.jetstream()
         while not stop.is_set():
+            fetcher: PullFetcher | None = None
             try:
-                psub = await self._bind(sub)
+                fetcher = await self._bind(sub)
+                reconnects = self._reconnects()
                 while not stop.is_set():
-                    try:
-                        msgs = await psub.fetch(self._batch_size, timeout=2, heartbeat=0.5)
-                    except nats.errors.TimeoutError:
-                        self.last_fetch_ok[sub.durable] = asyncio.get_running_loop().time()
-                        continue
+                    msgs, problem = await fetcher.fetch(self._batch_size, self._fetch_timeout)
                     self.last_fetch_ok[sub.durable] = asyncio.get_running_loop().time()
                     for msg in msgs:
                         await self.handle(sub, msg)
+                    if problem is not None:
+                        raise FetchProblem(problem)
+                    if self._reconnects() != reconnects:
+                        self._log.info("consumer_rebind_after_reconnect", durable=sub.durable)
+                        for msg in fetcher.leftovers():
+                            await self.handle(sub, msg)
+                        break
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._log.warning("consumer_rebind", durable=sub.durable, error=repr(exc))
+                self._log.warning("consumer_rebind", durable=sub.durable, error=f"{type(exc).__name__}: {exc}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
+            finally:
+                if fetcher is not None:
+                    await fetcher.close()
 
-    async def _bind(self, sub: Subscription) -> JetStreamContext.PullSubscription:
-        """Create or update the durable consumer (idempotent), then bind to it."""
-        js = self._nc.jetstream()
-        await js.add_consumer(sub.stream, self.consumer_config(sub))
-        return await js.pull_subscribe_bind(durable=sub.durable, stream=sub.stream)
+    def _reconnects(self) -> int:
+        return int(self._nc.stats.get("reconnects", 0))
+
+    async def _bind(self, sub: Subscription) -> PullFetcher:
+        """Create or update the durable consumer (idempotent), then pull from it."""
+        await self._nc.jetstream().add_consumer(sub.stream, self.consumer_config(sub))
+        fetcher = PullFetcher(self._nc, sub.stream, sub.durable)
+        await fetcher.start()
+        return fetcher
 
     async def handle(self, sub: Subscription, msg: Msg) -> None:
         try:
