@@ -166,3 +166,39 @@ async def test_redelivered_event_changes_nothing_and_transient_failures_are_retr
         ).scalar_one()
     assert activity == 1, "two deliveries, one effect"
     assert attempts == 2, "the transient failure was retried once, the duplicate skipped by the inbox"
+
+
+async def test_one_trace_is_followed_from_a_request_through_the_outbox_into_a_consumer(kit: Any) -> None:
+    from opentelemetry import trace
+
+    from shared.tracing import configure_tracing, tracer
+
+    url, engine, maker, nc = kit
+    configure_tracing("kit", exporter_enabled=False, endpoint="")
+    event = registered(uuid.uuid4())
+    with tracer().start_as_current_span("gateway request") as request_span:
+        async with maker() as session, session.begin():
+            add_event(session, event)  # the trace context is stored with the outbox row
+    origin = request_span.get_span_context().trace_id
+
+    seen: list[int] = []
+
+    async def record(session: AsyncSession, envelope: Envelope, payload: BaseModel) -> None:
+        if envelope.id == event.id:
+            seen.append(trace.get_current_span().get_span_context().trace_id)
+
+    await OutboxRelay(engine, nc, database_url=url).drain()  # headers: traceparent + Nats-Msg-Id
+    durable = f"trace-{uuid.uuid4().hex[:8]}"
+    runner = ConsumerRunner(nc, maker, [Subscription(durable, {SUBJECT: record})])
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        for _ in range(200):
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert seen == [origin], "the consumer's span continues the request's trace"
