@@ -57,6 +57,18 @@ def bad_input(detail: str, **extra: Any) -> Problem:
     return Problem("BAD_USER_INPUT", detail, **extra)
 
 
+def storable_text(value: str, field: str) -> str:
+    """`value` if PostgreSQL text can hold it. NUL characters and lone surrogates cannot be
+    stored: refused as BAD_USER_INPUT at the edge instead of failing in the database."""
+    if "\x00" in value:
+        raise bad_input(f"{field} must not contain NUL characters", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise bad_input(f"{field} is not valid Unicode text", field=field) from exc
+    return value
+
+
 def not_found(what: str) -> Problem:
     return Problem("NOT_FOUND", f"{what} not found")
 

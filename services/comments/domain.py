@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.events.catalogue import CommentAdded, CommentHidden, IdeaStatus
-from shared.problems import bad_input, conflict
+from shared.problems import bad_input, conflict, storable_text
 
 MAX_BODY = 10_000
 MAX_REASON = 500
@@ -60,22 +60,13 @@ def is_official(role: str) -> bool:
     return role in STAFF_ROLES
 
 
-def _check_storable(value: str, field: str) -> None:
-    if "\x00" in value:
-        raise bad_input(f"{field} must not contain NUL characters", field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise bad_input(f"{field} is not valid Unicode text", field=field) from exc
-
-
 def check_body(body: str) -> str:
     """The body, unchanged, when it may be stored."""
     if not 1 <= len(body) <= MAX_BODY:
         raise bad_input(f"body must have 1 to {MAX_BODY:,} characters", field="body")
     if not body.strip():
         raise bad_input("body must not be blank", field="body")
-    _check_storable(body, "body")
+    storable_text(body, "body")
     return body
 
 
@@ -83,7 +74,7 @@ def clean_reason(reason: str) -> str:
     value = reason.strip()
     if not 1 <= len(value) <= MAX_REASON:
         raise bad_input(f"reason must have 1 to {MAX_REASON} characters", field="reason")
-    _check_storable(value, "reason")
+    storable_text(value, "reason")
     return value
 
 

@@ -79,9 +79,7 @@ class CommentRepository:
         self.session.add(comment)
         await self.session.flush()
 
-    async def page(
-        self, idea_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
-    ) -> list[Comment]:
+    async def page(self, idea_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[Comment]:
         """Up to `limit` comments of the idea, oldest first, after the keyset position."""
         query = select(Comment).where(col(Comment.idea_id) == idea_id)
         if after is not None:

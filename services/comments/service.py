@@ -68,9 +68,7 @@ class CommentService:
             raise not_found("idea")
         return idea
 
-    async def _visible_comment(
-        self, comment_id: uuid.UUID, viewer: Viewer | None, for_update: bool = False
-    ) -> Comment:
+    async def _visible_comment(self, comment_id: uuid.UUID, viewer: Viewer | None, for_update: bool = False) -> Comment:
         found = await self.repo.get_with_idea(comment_id, for_update=for_update)
         if found is None or not _sees(found[1], viewer):
             raise not_found("comment")

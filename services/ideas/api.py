@@ -52,8 +52,15 @@ async def list_ideas(
     with_total: bool = True,
 ) -> Page[IdeaPublic]:
     return await service.list_ideas(
-        principal, first=check_page_size(first), after=after, sort=sort, statuses=status, tag=tag,
-        search=search, segment=segment, with_total=with_total,
+        principal,
+        first=check_page_size(first),
+        after=after,
+        sort=sort,
+        statuses=status,
+        tag=tag,
+        search=search,
+        segment=segment,
+        with_total=with_total,
     )
 
 

@@ -20,7 +20,7 @@ from shared.events.catalogue import (
     VotesMoved,
     VoteWithdrawn,
 )
-from shared.problems import bad_input, conflict, forbidden
+from shared.problems import bad_input, conflict, forbidden, storable_text
 
 MAX_TITLE = 140
 MAX_BODY = 20_000
@@ -36,9 +36,7 @@ TRENDING_DAYS = 7
 # The status workflow. MERGED is reached only through a merge, never through a status change.
 TRANSITIONS: Mapping[IdeaStatus, frozenset[IdeaStatus]] = {
     IdeaStatus.OPEN: frozenset({IdeaStatus.UNDER_REVIEW, IdeaStatus.DECLINED, IdeaStatus.MERGED}),
-    IdeaStatus.UNDER_REVIEW: frozenset(
-        {IdeaStatus.PLANNED, IdeaStatus.DECLINED, IdeaStatus.OPEN, IdeaStatus.MERGED}
-    ),
+    IdeaStatus.UNDER_REVIEW: frozenset({IdeaStatus.PLANNED, IdeaStatus.DECLINED, IdeaStatus.OPEN, IdeaStatus.MERGED}),
     IdeaStatus.PLANNED: frozenset({IdeaStatus.IN_PROGRESS, IdeaStatus.DECLINED}),
     IdeaStatus.IN_PROGRESS: frozenset({IdeaStatus.SHIPPED, IdeaStatus.PLANNED}),
     IdeaStatus.DECLINED: frozenset({IdeaStatus.OPEN}),
@@ -48,27 +46,15 @@ TRANSITIONS: Mapping[IdeaStatus, frozenset[IdeaStatus]] = {
 
 
 # --- input ---------------------------------------------------------------------------------
-def check_storable(value: str, field: str) -> str:
-    """PostgreSQL text cannot hold NUL characters (nor lone surrogates): such input is refused
-    as BAD_USER_INPUT here instead of failing in the database (a 500)."""
-    if "\x00" in value:
-        raise bad_input(f"{field} must not contain NUL characters", field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise bad_input(f"{field} is not valid Unicode text", field=field) from exc
-    return value
-
-
 def clean_title(title: str) -> str:
-    value = check_storable(title, "title").strip()
+    value = storable_text(title, "title").strip()
     if not 1 <= len(value) <= MAX_TITLE:
         raise bad_input(f"title must have 1 to {MAX_TITLE} characters", field="title")
     return value
 
 
 def clean_body(body: str) -> str:
-    value = check_storable(body, "body").strip()
+    value = storable_text(body, "body").strip()
     if not 1 <= len(value) <= MAX_BODY:
         raise bad_input(f"body must have 1 to {MAX_BODY} characters", field="body")
     return value
@@ -104,7 +90,7 @@ def clean_visible_to(kinds: Iterable[StakeholderKind] | None) -> list[Stakeholde
 def clean_note(note: str | None) -> str | None:
     if note is None:
         return None
-    value = check_storable(note, "note").strip()
+    value = storable_text(note, "note").strip()
     if len(value) > MAX_NOTE:
         raise bad_input(f"note must have at most {MAX_NOTE} characters", field="note")
     return value or None
@@ -152,8 +138,9 @@ def check_transition(current: IdeaStatus, new: IdeaStatus) -> None:
         raise conflict(f"an idea cannot move from {current} to {new}")
 
 
-def check_merge(source_id: uuid.UUID, source_status: IdeaStatus, target_id: uuid.UUID,
-                target_status: IdeaStatus) -> None:
+def check_merge(
+    source_id: uuid.UUID, source_status: IdeaStatus, target_id: uuid.UUID, target_status: IdeaStatus
+) -> None:
     if source_id == target_id:
         raise conflict("an idea cannot be merged into itself")
     if target_status == IdeaStatus.MERGED:
@@ -163,18 +150,32 @@ def check_merge(source_id: uuid.UUID, source_status: IdeaStatus, target_id: uuid
 
 
 # --- events ----------------------------------------------------------------------------------
-def proposed_event(idea_id: uuid.UUID, author_id: uuid.UUID, title: str, tags: list[str],
-                   visible_to: list[StakeholderKind], created_at: datetime) -> IdeaProposed:
-    return IdeaProposed(idea_id=idea_id, author_id=author_id, title=title, tags=tags, visible_to=visible_to,
-                        status=IdeaStatus.OPEN, created_at=created_at)
+def proposed_event(
+    idea_id: uuid.UUID,
+    author_id: uuid.UUID,
+    title: str,
+    tags: list[str],
+    visible_to: list[StakeholderKind],
+    created_at: datetime,
+) -> IdeaProposed:
+    return IdeaProposed(
+        idea_id=idea_id,
+        author_id=author_id,
+        title=title,
+        tags=tags,
+        visible_to=visible_to,
+        status=IdeaStatus.OPEN,
+        created_at=created_at,
+    )
 
 
 def refined_event(idea_id: uuid.UUID, version: int, editor_id: uuid.UUID, title: str, tags: list[str]) -> IdeaRefined:
     return IdeaRefined(idea_id=idea_id, version=version, editor_id=editor_id, title=title, tags=tags)
 
 
-def status_changed_event(idea_id: uuid.UUID, current: IdeaStatus, new: IdeaStatus, note: str | None,
-                         changed_by: uuid.UUID) -> IdeaStatusChanged:
+def status_changed_event(
+    idea_id: uuid.UUID, current: IdeaStatus, new: IdeaStatus, note: str | None, changed_by: uuid.UUID
+) -> IdeaStatusChanged:
     return IdeaStatusChanged(idea_id=idea_id, from_status=current, to_status=new, note=note, changed_by=changed_by)
 
 

@@ -27,8 +27,11 @@ def visible_clause(viewer: domain.Viewer | None) -> ColumnElement[bool]:
         return public
     if viewer.is_staff:
         return true()
-    return or_(public, col(Idea.visible_to).any(viewer.kind),  # type: ignore[arg-type]
-               col(Idea.author_id) == viewer.id)
+    return or_(
+        public,
+        col(Idea.visible_to).any(viewer.kind),  # type: ignore[arg-type]
+        col(Idea.author_id) == viewer.id,
+    )
 
 
 def sort_column(sort: IdeaSort, segment: StakeholderKind | None) -> Any:
@@ -78,7 +81,10 @@ class IdeaRepository:
     async def lock_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Idea]:
         """Rows locked FOR UPDATE in id order (the same order everywhere: no deadlocks)."""
         query = (
-            select(Idea).where(col(Idea.id).in_(list(ids))).order_by(col(Idea.id)).with_for_update()
+            select(Idea)
+            .where(col(Idea.id).in_(list(ids)))
+            .order_by(col(Idea.id))
+            .with_for_update()
             .execution_options(populate_existing=True)
         )
         return {idea.id: idea for idea in (await self.session.exec(query)).all()}
@@ -93,8 +99,9 @@ class IdeaRepository:
         self.session.add(idea)
         await self.session.flush()
 
-    async def page(self, flt: IdeaFilter, sort: IdeaSort, after: tuple[Any, uuid.UUID] | None,
-                   limit: int) -> list[Idea]:
+    async def page(
+        self, flt: IdeaFilter, sort: IdeaSort, after: tuple[Any, uuid.UUID] | None, limit: int
+    ) -> list[Idea]:
         key = sort_column(sort, flt.segment)
         query = select(Idea).where(*flt.clauses())
         if after is not None:
@@ -106,8 +113,9 @@ class IdeaRepository:
         query = select(func.count()).select_from(Idea).where(*flt.clauses())
         return int((await self.session.exec(query)).one())
 
-    async def similar(self, viewer: domain.Viewer | None, trigram_text: str, or_query: str | None,
-                      limit: int) -> list[Idea]:
+    async def similar(
+        self, viewer: domain.Viewer | None, trigram_text: str, or_query: str | None, limit: int
+    ) -> list[Idea]:
         """Visible, non-MERGED ideas whose title is trigram-similar to the text (whole or in part),
         or whose title/body match any of its words; ranked by a blend of both."""
         similarity = func.similarity(col(Idea.title), trigram_text)
@@ -199,4 +207,3 @@ class IdeaRepository:
                 {"ids": changed, "totals": [totals[i] for i in changed]},
             )
         return len(deleted), changed
-

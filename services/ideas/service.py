@@ -32,7 +32,7 @@ from shared.live import publish_after_commit
 from shared.logs import get_logger
 from shared.outbox import add_event
 from shared.pagination import Page, decode_cursor, encode_cursor
-from shared.problems import bad_input, not_found
+from shared.problems import bad_input, not_found, storable_text
 
 SOURCE = "ideas"
 MAX_SEARCH = 500
@@ -119,12 +119,26 @@ class IdeaService:
         tags = domain.clean_tags(data.tags)
         visible_to = domain.clean_visible_to(data.visible_to)
         now = datetime.now(UTC)
-        idea = Idea(title=title, body=body, tags=tags, visible_to=visible_to, author_id=principal.id,
-                    created_at=now, updated_at=now)
+        idea = Idea(
+            title=title,
+            body=body,
+            tags=tags,
+            visible_to=visible_to,
+            author_id=principal.id,
+            created_at=now,
+            updated_at=now,
+        )
         await self.repo.add(idea)
         await self.repo.add_revision(
-            IdeaRevision(idea_id=idea.id, version=1, title=title, body=body, tags=tags,
-                         editor_id=principal.id, edited_at=idea.created_at)
+            IdeaRevision(
+                idea_id=idea.id,
+                version=1,
+                title=title,
+                body=body,
+                tags=tags,
+                editor_id=principal.id,
+                edited_at=idea.created_at,
+            )
         )
         event = domain.proposed_event(idea.id, principal.id, title, tags, visible_to, idea.created_at)
         add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
@@ -146,16 +160,24 @@ class IdeaService:
         idea.updated_at = now
         await self.repo.add(idea)
         await self.repo.add_revision(
-            IdeaRevision(idea_id=idea.id, version=idea.version, title=title, body=body, tags=tags,
-                         editor_id=principal.id, edited_at=now)
+            IdeaRevision(
+                idea_id=idea.id,
+                version=idea.version,
+                title=title,
+                body=body,
+                tags=tags,
+                editor_id=principal.id,
+                edited_at=now,
+            )
         )
         event = domain.refined_event(idea.id, idea.version, principal.id, title, tags)
         add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
         changed_live(self.session, idea.id)
         return public(idea)
 
-    async def set_status(self, principal: Principal, idea_id: uuid.UUID, status: IdeaStatus,
-                         note: str | None) -> IdeaPublic:
+    async def set_status(
+        self, principal: Principal, idea_id: uuid.UUID, status: IdeaStatus, note: str | None
+    ) -> IdeaPublic:
         viewer = viewer_of(principal)
         assert viewer is not None
         idea = await self._visible(idea_id, viewer, for_update=True)
@@ -222,7 +244,7 @@ class IdeaService:
         with_total: bool = True,
     ) -> Page[IdeaPublic]:
         if search is not None:
-            search = domain.check_storable(search, "search").strip() or None
+            search = storable_text(search, "search").strip() or None
             if search is not None and len(search) > MAX_SEARCH:
                 raise bad_input(f"search has at most {MAX_SEARCH} characters", field="search")
         flt = IdeaFilter(
@@ -246,7 +268,7 @@ class IdeaService:
     async def similar(self, principal: Principal | None, text: str, first: int) -> list[IdeaPublic]:
         if not 0 <= first <= MAX_SIMILAR:
             raise bad_input(f"first must be between 0 and {MAX_SIMILAR}", field="first")
-        value = " ".join(domain.check_storable(text, "text").split())
+        value = " ".join(storable_text(text, "text").split())
         if not value:
             raise bad_input("text must not be empty", field="text")
         if len(value) > MAX_SIMILAR_TEXT:
@@ -260,8 +282,9 @@ class IdeaService:
 
 
 # --- trending upkeep ---------------------------------------------------------------------------
-async def expire_trending(sessionmaker: async_sessionmaker[AsyncSession], now: datetime,
-                          batch_size: int = 1_000) -> int:
+async def expire_trending(
+    sessionmaker: async_sessionmaker[AsyncSession], now: datetime, batch_size: int = 1_000
+) -> int:
     """Subtract day buckets that left the trending window at `now` from recent_score and delete
     them (each batch in one transaction; replicas skip each other's rows). Returns rows removed."""
     before = domain.window_start(now)
@@ -274,8 +297,9 @@ async def expire_trending(sessionmaker: async_sessionmaker[AsyncSession], now: d
             return total
 
 
-async def run_trending_expiry(sessionmaker: async_sessionmaker[AsyncSession], stop: asyncio.Event,
-                              interval: float) -> None:
+async def run_trending_expiry(
+    sessionmaker: async_sessionmaker[AsyncSession], stop: asyncio.Event, interval: float
+) -> None:
     """The periodic task started with the app; ends when the app stops."""
     log = get_logger("trending")
     while not stop.is_set():

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.events.catalogue import Role, RoleGranted, StakeholderKind, StakeholderRegistered, StakeholderUpdated
-from shared.problems import bad_input, forbidden
+from shared.problems import bad_input, forbidden, storable_text
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TAG_RE = re.compile(r"^[a-z0-9-]{1,40}$")
@@ -24,21 +24,9 @@ FAILURE_WINDOW = timedelta(minutes=15)
 API_KEY_PREFIX = "ccp_"
 
 
-def check_storable(value: str, field: str) -> str:
-    """PostgreSQL text cannot hold NUL characters (nor lone surrogates): such input is refused
-    as BAD_USER_INPUT here instead of failing in the database (a 500)."""
-    if "\x00" in value:
-        raise bad_input(f"{field} must not contain NUL characters", field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise bad_input(f"{field} is not valid Unicode text", field=field) from exc
-    return value
-
-
 def normalise_email(email: str) -> str:
     value = email.strip().lower()
-    check_storable(value, "email")
+    storable_text(value, "email")
     if len(value) > 254 or not EMAIL_RE.match(value):
         raise bad_input("email is not a valid address", field="email")
     return value
@@ -52,7 +40,7 @@ def check_password(password: str) -> None:
 
 
 def clean_display_name(name: str) -> str:
-    value = " ".join(check_storable(name, "displayName").split())
+    value = " ".join(storable_text(name, "displayName").split())
     if not 1 <= len(value) <= 80:
         raise bad_input("displayName must have 1 to 80 characters", field="displayName")
     return value
@@ -61,7 +49,7 @@ def clean_display_name(name: str) -> str:
 def clean_organization(value: str | None) -> str | None:
     if value is None:
         return None
-    value = " ".join(check_storable(value, "organization").split())
+    value = " ".join(storable_text(value, "organization").split())
     if len(value) > 120:
         raise bad_input("organization must have at most 120 characters", field="organization")
     return value or None
@@ -146,7 +134,7 @@ def after_failure(state: ThrottleState | None, now: datetime) -> ThrottleState:
 
 
 def clean_api_key_label(label: str) -> str:
-    value = check_storable(label, "label").strip()
+    value = storable_text(label, "label").strip()
     if not 1 <= len(value) <= 80:
         raise bad_input("label must have 1 to 80 characters", field="label")
     return value

@@ -43,8 +43,9 @@ class Ctx:
     client: httpx.AsyncClient
     tokens: TokenIssuer
 
-    def caller(self, kind: str = "CUSTOMER", role: str = "MEMBER", id: uuid.UUID | None = None,
-               scope: str = "read-write") -> Caller:
+    def caller(
+        self, kind: str = "CUSTOMER", role: str = "MEMBER", id: uuid.UUID | None = None, scope: str = "read-write"
+    ) -> Caller:
         who = id or uuid.uuid4()
         return Caller(who, {"Authorization": f"Bearer {self.tokens.issue(who, kind, role, scope=scope)}"})
 
@@ -157,20 +158,30 @@ async def test_malformed_requests_are_4xx_never_500(ctx: Ctx) -> None:
     member = ctx.caller()
     url = f"/ideas/{idea}/comments"
     # An unpaired surrogate cannot be stored as text: refused, not a 500.
-    r = await ctx.client.post(url, content=b'{"body": "x \\ud800 y"}',
-                              headers={**member.headers, "content-type": "application/json"})
+    r = await ctx.client.post(
+        url, content=b'{"body": "x \\ud800 y"}', headers={**member.headers, "content-type": "application/json"}
+    )
     assert_problem(r, 400, "BAD_USER_INPUT")
     r = await ctx.client.post(url, content=b"{not json", headers={**member.headers, "content-type": "application/json"})
     assert_problem(r, 422, "BAD_USER_INPUT")
     assert_problem(await ctx.client.post(url, json={}, headers=member.headers), 422, "BAD_USER_INPUT")
     assert_problem(await ctx.client.post(url, json={"body": 12}, headers=member.headers), 422, "BAD_USER_INPUT")
-    assert_problem(await ctx.client.post(url, json={"body": "x", "parent_id": "nope"}, headers=member.headers),
-                   422, "BAD_USER_INPUT")
-    assert_problem(await ctx.client.post("/ideas/not-a-uuid/comments", json={"body": "x"}, headers=member.headers),
-                   422, "BAD_USER_INPUT")
+    assert_problem(
+        await ctx.client.post(url, json={"body": "x", "parent_id": "nope"}, headers=member.headers),
+        422,
+        "BAD_USER_INPUT",
+    )
+    assert_problem(
+        await ctx.client.post("/ideas/not-a-uuid/comments", json={"body": "x"}, headers=member.headers),
+        422,
+        "BAD_USER_INPUT",
+    )
     assert_problem(await ctx.client.get("/comments/not-a-uuid"), 422, "BAD_USER_INPUT")
-    assert_problem(await ctx.client.post(url, json={"body": "x"}, headers={"Authorization": "Bearer a.b.c"}),
-                   401, "UNAUTHENTICATED")
+    assert_problem(
+        await ctx.client.post(url, json={"body": "x"}, headers={"Authorization": "Bearer a.b.c"}),
+        401,
+        "UNAUTHENTICATED",
+    )
     # A read-only integrator key cannot write.
     assert_problem(await ctx.add(idea, ctx.caller(scope="read")), 403, "FORBIDDEN")
     assert (await ctx.client.get(url)).json()["total_count"] == 0
@@ -266,10 +277,16 @@ async def test_supplier_only_idea_visibility_matrix(ctx: Ctx) -> None:
         assert pages.status_code == 200 and pages.json()["pages"] == {}, name
         if who.headers:
             assert_problem(await ctx.add(idea, who), 404, "NOT_FOUND")
-            assert_problem(await ctx.client.post(f"/comments/{cid}/flags", json={"reason": "r"}, headers=who.headers),
-                           404, "NOT_FOUND")
-            assert_problem(await ctx.client.post(f"/comments/{cid}/hide", json={"reason": "r"}, headers=who.headers),
-                           404, "NOT_FOUND")
+            assert_problem(
+                await ctx.client.post(f"/comments/{cid}/flags", json={"reason": "r"}, headers=who.headers),
+                404,
+                "NOT_FOUND",
+            )
+            assert_problem(
+                await ctx.client.post(f"/comments/{cid}/hide", json={"reason": "r"}, headers=who.headers),
+                404,
+                "NOT_FOUND",
+            )
         else:  # every write needs a token
             assert_problem(await ctx.add(idea, who), 401, "UNAUTHENTICATED")
     total = (await ctx.client.get(f"/ideas/{idea}/comments", headers=author.headers)).json()["total_count"]
@@ -330,10 +347,14 @@ async def test_hide_permissions_and_blanked_body(ctx: Ctx) -> None:
     assert_problem(await ctx.client.post(url, json={"reason": "rude"}), 401, "UNAUTHENTICATED")
     moderator = ctx.caller("CUSTOMER", "MODERATOR")
     assert_problem(await ctx.client.post(url, json={"reason": "   "}, headers=moderator.headers), 400, "BAD_USER_INPUT")
-    assert_problem(await ctx.client.post(url, json={"reason": "r" * 501}, headers=moderator.headers),
-                   400, "BAD_USER_INPUT")
-    assert_problem(await ctx.client.post(f"/comments/{uuid.uuid4()}/hide", json={"reason": "x"},
-                                         headers=moderator.headers), 404, "NOT_FOUND")
+    assert_problem(
+        await ctx.client.post(url, json={"reason": "r" * 501}, headers=moderator.headers), 400, "BAD_USER_INPUT"
+    )
+    assert_problem(
+        await ctx.client.post(f"/comments/{uuid.uuid4()}/hide", json={"reason": "x"}, headers=moderator.headers),
+        404,
+        "NOT_FOUND",
+    )
     assert await ctx.outbox(HIDDEN, cid) == []
 
     hidden = await ctx.client.post(url, json={"reason": " rude "}, headers=moderator.headers)
@@ -371,8 +392,11 @@ async def test_concurrent_hides_publish_one_event(ctx: Ctx) -> None:
     cids = [(await ctx.added(idea, ctx.caller()))["id"] for _ in range(4)]
     moderators = [ctx.caller("CUSTOMER", "MODERATOR") for _ in range(6)]
     answers = await asyncio.gather(
-        *(ctx.client.post(f"/comments/{cid}/hide", json={"reason": f"r{i}"}, headers=m.headers)
-          for cid in cids for i, m in enumerate(moderators))
+        *(
+            ctx.client.post(f"/comments/{cid}/hide", json={"reason": f"r{i}"}, headers=m.headers)
+            for cid in cids
+            for i, m in enumerate(moderators)
+        )
     )
     assert all(a.status_code == 200 for a in answers)
     for cid in cids:
@@ -393,8 +417,11 @@ async def test_flag_once_per_member(ctx: Ctx) -> None:
     }
     assert_problem(await ctx.client.post(url, json={"reason": ""}, headers=ctx.caller().headers), 400, "BAD_USER_INPUT")
     assert_problem(await ctx.client.post(url, json={"reason": "x"}), 401, "UNAUTHENTICATED")
-    assert_problem(await ctx.client.post(f"/comments/{uuid.uuid4()}/flags", json={"reason": "x"},
-                                         headers=first.headers), 404, "NOT_FOUND")
+    assert_problem(
+        await ctx.client.post(f"/comments/{uuid.uuid4()}/flags", json={"reason": "x"}, headers=first.headers),
+        404,
+        "NOT_FOUND",
+    )
 
     moderator = ctx.caller("CUSTOMER", "MODERATOR")
     assert (await ctx.client.get(f"/comments/{cid}", headers=moderator.headers)).json()["flag_count"] == 2
@@ -464,8 +491,12 @@ async def test_pagination_breaks_ties_on_id(ctx: Ctx) -> None:
 @pytest.mark.parametrize(
     "params",
     [
-        {"first": 101}, {"first": -1}, {"first": "ten"},
-        {"after": "garbage!"}, {"after": "WyJ4Il0"}, {"after": "x" * 600},
+        {"first": 101},
+        {"first": -1},
+        {"first": "ten"},
+        {"after": "garbage!"},
+        {"after": "WyJ4Il0"},
+        {"after": "x" * 600},
         {"after": encode_cursor(["9999-12-31T23:59:59-14:00", str(uuid.uuid4())])},
     ],
 )
@@ -523,8 +554,9 @@ async def test_by_ideas_batches_first_pages_in_constant_queries(ctx: Ctx) -> Non
 async def test_by_ideas_and_batch_limits(ctx: Ctx) -> None:
     too_many = [str(uuid.uuid4()) for _ in range(101)]
     assert_problem(await ctx.client.post("/comments/by-ideas", json={"idea_ids": too_many}), 422, "BAD_USER_INPUT")
-    assert_problem(await ctx.client.post("/comments/by-ideas", json={"idea_ids": [], "first": 101}),
-                   400, "BAD_USER_INPUT")
+    assert_problem(
+        await ctx.client.post("/comments/by-ideas", json={"idea_ids": [], "first": 101}), 400, "BAD_USER_INPUT"
+    )
     assert (await ctx.client.post("/comments/by-ideas", json={"idea_ids": []})).json() == {"pages": {}}
     assert (await ctx.client.post("/comments/batch", json={"ids": []})).json() == {"items": []}
     assert_problem(await ctx.client.post("/comments/batch", json={"ids": ["x"]}), 422, "BAD_USER_INPUT")
@@ -565,11 +597,13 @@ async def test_merge_before_its_proposal_is_retried_not_lost(ctx: Ctx) -> None:
         await runner.apply(CONSUMER, merged_envelope, merged, on_idea_merged)
     # Not recorded in the inbox: the redelivery will apply it.
     async with ctx.app.state.runtime.engine.connect() as conn:
-        seen = (await conn.execute(text("SELECT count(*) FROM inbox WHERE event_id = :e"),
-                                   {"e": merged_envelope.id})).scalar_one()
+        seen = (
+            await conn.execute(text("SELECT count(*) FROM inbox WHERE event_id = :e"), {"e": merged_envelope.id})
+        ).scalar_one()
     assert seen == 0
-    await runner.apply(CONSUMER, new_event(payload, source="test", subject_id=payload.idea_id), payload,
-                       on_idea_proposed)
+    await runner.apply(
+        CONSUMER, new_event(payload, source="test", subject_id=payload.idea_id), payload, on_idea_proposed
+    )
     assert await runner.apply(CONSUMER, merged_envelope, merged, on_idea_merged) is True
     assert_problem(await ctx.add(payload.idea_id, ctx.caller()), 409, "CONFLICT")
 
@@ -594,8 +628,9 @@ async def test_proposed_event_over_real_nats_reaches_the_consumer(ctx: Ctx) -> N
         inbox = (await conn.execute(text("SELECT consumer FROM inbox WHERE event_id = :e"), {"e": envelope.id})).all()
     assert [r.consumer for r in inbox] == [CONSUMER]
     # The visibility came along: a customer still cannot see it.
-    assert_problem(await ctx.client.get(f"/ideas/{payload.idea_id}/comments", headers=ctx.caller().headers),
-                   404, "NOT_FOUND")
+    assert_problem(
+        await ctx.client.get(f"/ideas/{payload.idea_id}/comments", headers=ctx.caller().headers), 404, "NOT_FOUND"
+    )
 
 
 async def test_added_event_reaches_the_comments_stream(ctx: Ctx) -> None:

@@ -49,18 +49,22 @@ def test_restricted_idea_visibility_matrix(who: Viewer | None, sees: bool) -> No
 
 def test_official_and_moderator_roles() -> None:
     assert [domain.is_official(r) for r in ("MEMBER", "MODERATOR", "PRODUCT_TEAM", "ADMIN")] == [
-        False, False, True, True,
+        False,
+        False,
+        True,
+        True,
     ]
     assert [viewer(role=r).is_moderator for r in ("MEMBER", "MODERATOR", "PRODUCT_TEAM", "ADMIN")] == [
-        False, True, True, True,
+        False,
+        True,
+        True,
+        True,
     ]
     assert domain.is_moderator(None) is False
 
 
 # --- body and reason ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "body", ["", "   ", "\n\t \r\n", "x" * 10_001, "a\x00b", "bad \ud800 surrogate"]
-)
+@pytest.mark.parametrize("body", ["", "   ", "\n\t \r\n", "x" * 10_001, "a\x00b", "bad \ud800 surrogate"])
 def test_bad_bodies_are_bad_user_input(body: str) -> None:
     assert code_of(domain.check_body, body) == "BAD_USER_INPUT"
 

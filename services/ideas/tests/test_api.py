@@ -16,7 +16,11 @@ async def test_propose_normalises_stores_revision_and_stages_event(service_app, 
     me = caller(tokens)
     title = "  " + "T" * 139 + unique("")[:1] + "  "
     idea = await propose(
-        client, me, title=title, body="  The body  ", tags=[" Mobile ", "mobile", "API-v2"],
+        client,
+        me,
+        title=title,
+        body="  The body  ",
+        tags=[" Mobile ", "mobile", "API-v2"],
         visible_to=["SUPPLIER", "CUSTOMER", "SUPPLIER"],
     )
     assert idea["title"] == title.strip() and len(idea["title"]) == 140
@@ -95,8 +99,9 @@ async def test_visibility_matrix_on_every_read_path(service_app, tokens) -> None
     author = caller(tokens, "CUSTOMER")
     tag, word = unique("tag-"), unique("zq")
     title = f"Supplier portal {word} invoices"
-    hidden = await propose(client, author, title=title, body=f"only suppliers {word}", tags=[tag],
-                           visible_to=["SUPPLIER"])
+    hidden = await propose(
+        client, author, title=title, body=f"only suppliers {word}", tags=[tag], visible_to=["SUPPLIER"]
+    )
     public = await propose(client, author, title=f"Public {word} note", body=f"everyone {word}", tags=[tag])
     viewers = {
         "anonymous": (None, False),
@@ -150,7 +155,11 @@ async def test_refine_permissions_and_revisions(service_app, tokens) -> None:  #
     assert r.status_code == 200, r.text
     second = r.json()
     assert (second["title"], second["body"], second["tags"], second["version"]) == (
-        "Second title", "First body", ["two"], 2)
+        "Second title",
+        "First body",
+        ["two"],
+        2,
+    )
     assert second["updated_at"] > idea["updated_at"] and second["created_at"] == idea["created_at"]
     r = await client.patch(url, json={"body": "Team body"}, headers=team.headers)
     assert r.status_code == 200 and r.json()["version"] == 3 and r.json()["title"] == "Second title"
@@ -164,7 +173,9 @@ async def test_refine_permissions_and_revisions(service_app, tokens) -> None:  #
     assert revisions[0]["edited_at"] < revisions[1]["edited_at"] < revisions[2]["edited_at"]
     refined = [e["data"] for e in await outbox(app, idea["id"]) if e["type"] == "ideas.v1.idea.refined"]
     assert sorted((d["version"], d["editor_id"], d["tags"]) for d in refined) == [
-        (2, str(author.id), ["two"]), (3, str(team.id), ["two"])]
+        (2, str(author.id), ["two"]),
+        (3, str(team.id), ["two"]),
+    ]
 
     # A SUPPLIER-only idea is missing (not forbidden) for a customer who is not its author.
     hidden = await propose(client, author, visible_to=["SUPPLIER"])
@@ -189,17 +200,36 @@ async def test_every_allowed_status_move_and_refusals(service_app, tokens) -> No
     idea = await propose(client, author)
     iid = idea["id"]
     # A walk that takes each of the 10 non-merge moves at least once.
-    walk = ["UNDER_REVIEW", "OPEN", "DECLINED", "OPEN", "UNDER_REVIEW", "DECLINED", "OPEN", "UNDER_REVIEW",
-            "PLANNED", "DECLINED", "OPEN", "UNDER_REVIEW", "PLANNED", "IN_PROGRESS", "PLANNED", "IN_PROGRESS",
-            "SHIPPED"]
+    walk = [
+        "UNDER_REVIEW",
+        "OPEN",
+        "DECLINED",
+        "OPEN",
+        "UNDER_REVIEW",
+        "DECLINED",
+        "OPEN",
+        "UNDER_REVIEW",
+        "PLANNED",
+        "DECLINED",
+        "OPEN",
+        "UNDER_REVIEW",
+        "PLANNED",
+        "IN_PROGRESS",
+        "PLANNED",
+        "IN_PROGRESS",
+        "SHIPPED",
+    ]
     previous = "OPEN"
     for i, to in enumerate(walk):
         who = team if i % 2 else admin
         # Refused moves first, from the current state.
         for refused in {"OPEN", "UNDER_REVIEW", "PLANNED", "IN_PROGRESS", "SHIPPED", "DECLINED"} - {to}:
             allowed_from_here = {
-                "OPEN": {"UNDER_REVIEW", "DECLINED"}, "UNDER_REVIEW": {"PLANNED", "DECLINED", "OPEN"},
-                "PLANNED": {"IN_PROGRESS", "DECLINED"}, "IN_PROGRESS": {"SHIPPED", "PLANNED"}, "DECLINED": {"OPEN"},
+                "OPEN": {"UNDER_REVIEW", "DECLINED"},
+                "UNDER_REVIEW": {"PLANNED", "DECLINED", "OPEN"},
+                "PLANNED": {"IN_PROGRESS", "DECLINED"},
+                "IN_PROGRESS": {"SHIPPED", "PLANNED"},
+                "DECLINED": {"OPEN"},
             }[previous]
             if refused not in allowed_from_here:
                 problem(await status(client, iid, who, refused), 409, "CONFLICT")
@@ -214,8 +244,9 @@ async def test_every_allowed_status_move_and_refusals(service_app, tokens) -> No
     problem(await status(client, fresh["id"], team, "MERGED"), 409, "CONFLICT")
     # Members and moderators may not triage; unknown ids are missing; bad statuses are bad input.
     problem(await status(client, fresh["id"], author, "UNDER_REVIEW"), 403, "FORBIDDEN")
-    problem(await status(client, fresh["id"], caller(tokens, "CUSTOMER", "MODERATOR"), "UNDER_REVIEW"), 403,
-            "FORBIDDEN")
+    problem(
+        await status(client, fresh["id"], caller(tokens, "CUSTOMER", "MODERATOR"), "UNDER_REVIEW"), 403, "FORBIDDEN"
+    )
     problem(await status(client, str(uuid.uuid4()), team, "UNDER_REVIEW"), 404, "NOT_FOUND")
     problem(await status(client, fresh["id"], team, "LAUNCHED"), 422, "BAD_USER_INPUT")
     r = await status(client, fresh["id"], team, "UNDER_REVIEW", note="   ")
@@ -255,12 +286,12 @@ async def test_merge_rules(service_app, tokens) -> None:  # type: ignore[no-unty
     assert merged["status"] == "MERGED" and merged["merged_into_id"] == target["id"]
     events = [e for e in await outbox(app, source["id"]) if e["type"] == "ideas.v1.idea.merged"]
     assert [e["data"] for e in events] == [
-        {"idea_id": source["id"], "target_id": target["id"], "merged_by": str(team.id)}]
+        {"idea_id": source["id"], "target_id": target["id"], "merged_by": str(team.id)}
+    ]
 
     # Merged ideas: final, not refinable, left out of lists unless asked for.
     problem(await merge(client, source["id"], target["id"], team), 409, "CONFLICT")
-    problem(await client.patch(f"/ideas/{source['id']}", json={"title": "x"}, headers=author.headers), 409,
-            "CONFLICT")
+    problem(await client.patch(f"/ideas/{source['id']}", json={"title": "x"}, headers=author.headers), 409, "CONFLICT")
     problem(await status(client, source["id"], team, "OPEN"), 409, "CONFLICT")
     other = await propose(client, author, tags=[tag])
     problem(await merge(client, other["id"], source["id"], team), 409, "CONFLICT")  # into a MERGED idea
@@ -296,8 +327,11 @@ async def test_malformed_requests_are_4xx_problems(service_app, tokens) -> None:
     problem(await client.post("/ideas/batch", json={"ids": ["nope"]}), 422, "BAD_USER_INPUT")
     r = await client.post("/ideas", content=b"{not json", headers={**me.headers, "content-type": "application/json"})
     problem(r, 422, "BAD_USER_INPUT")
-    problem(await client.post(f"/ideas/{uuid.uuid4()}/merge", json={"target_id": "x"}, headers=me.headers), 422,
-            "BAD_USER_INPUT")
+    problem(
+        await client.post(f"/ideas/{uuid.uuid4()}/merge", json={"target_id": "x"}, headers=me.headers),
+        422,
+        "BAD_USER_INPUT",
+    )
 
 
 async def test_nul_characters_are_bad_input_never_a_500(service_app, tokens) -> None:  # type: ignore[no-untyped-def]

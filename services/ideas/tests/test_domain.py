@@ -13,10 +13,17 @@ from shared.problems import Problem
 
 S = IdeaStatus
 ALLOWED = {
-    (S.OPEN, S.UNDER_REVIEW), (S.OPEN, S.DECLINED), (S.OPEN, S.MERGED),
-    (S.UNDER_REVIEW, S.PLANNED), (S.UNDER_REVIEW, S.DECLINED), (S.UNDER_REVIEW, S.OPEN), (S.UNDER_REVIEW, S.MERGED),
-    (S.PLANNED, S.IN_PROGRESS), (S.PLANNED, S.DECLINED),
-    (S.IN_PROGRESS, S.SHIPPED), (S.IN_PROGRESS, S.PLANNED),
+    (S.OPEN, S.UNDER_REVIEW),
+    (S.OPEN, S.DECLINED),
+    (S.OPEN, S.MERGED),
+    (S.UNDER_REVIEW, S.PLANNED),
+    (S.UNDER_REVIEW, S.DECLINED),
+    (S.UNDER_REVIEW, S.OPEN),
+    (S.UNDER_REVIEW, S.MERGED),
+    (S.PLANNED, S.IN_PROGRESS),
+    (S.PLANNED, S.DECLINED),
+    (S.IN_PROGRESS, S.SHIPPED),
+    (S.IN_PROGRESS, S.PLANNED),
     (S.DECLINED, S.OPEN),
 }
 
@@ -113,12 +120,19 @@ def test_moved_deltas_and_sums() -> None:
         source_id=src,
         target_id=tgt,
         moves=[
-            VoteMove(voter_id=uuid.uuid4(), voter_kind=K.CUSTOMER, source_weight=2, target_old_weight=None,
-                     target_new_weight=2),
-            VoteMove(voter_id=uuid.uuid4(), voter_kind=K.SUPPLIER, source_weight=3, target_old_weight=1,
-                     target_new_weight=3),
-            VoteMove(voter_id=uuid.uuid4(), voter_kind=K.CUSTOMER, source_weight=1, target_old_weight=3,
-                     target_new_weight=3),
+            VoteMove(
+                voter_id=uuid.uuid4(),
+                voter_kind=K.CUSTOMER,
+                source_weight=2,
+                target_old_weight=None,
+                target_new_weight=2,
+            ),
+            VoteMove(
+                voter_id=uuid.uuid4(), voter_kind=K.SUPPLIER, source_weight=3, target_old_weight=1, target_new_weight=3
+            ),
+            VoteMove(
+                voter_id=uuid.uuid4(), voter_kind=K.CUSTOMER, source_weight=1, target_old_weight=3, target_new_weight=3
+            ),
         ],
     )
     changes = {c.idea_id: c for c in domain.sum_deltas(domain.moved_deltas(event))}

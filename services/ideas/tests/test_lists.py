@@ -18,14 +18,21 @@ K = StakeholderKind
 
 
 async def vote(app: FastAPI, idea_id: str, kind: StakeholderKind, weight: int) -> None:
-    event = VoteCast(idea_id=uuid.UUID(idea_id), voter_id=uuid.uuid4(), voter_kind=kind, weight=weight,
-                     cast_at=datetime.now(UTC))
+    event = VoteCast(
+        idea_id=uuid.UUID(idea_id), voter_id=uuid.uuid4(), voter_kind=kind, weight=weight, cast_at=datetime.now(UTC)
+    )
     await deliver(app, "ideas-votes", event)
 
 
 async def comment(app: FastAPI, idea_id: str) -> None:
-    event = CommentAdded(comment_id=uuid.uuid4(), idea_id=uuid.UUID(idea_id), author_id=uuid.uuid4(),
-                         parent_id=None, official=False, created_at=datetime.now(UTC))
+    event = CommentAdded(
+        comment_id=uuid.uuid4(),
+        idea_id=uuid.UUID(idea_id),
+        author_id=uuid.uuid4(),
+        parent_id=None,
+        official=False,
+        created_at=datetime.now(UTC),
+    )
     await deliver(app, "ideas-comments", event)
 
 

@@ -27,10 +27,12 @@ from shared.events.envelope import new_event
 K = StakeholderKind
 
 
-def cast(idea_id: uuid.UUID, kind: StakeholderKind, weight: int, at: datetime | None = None,
-         voter: uuid.UUID | None = None) -> VoteCast:
-    return VoteCast(idea_id=idea_id, voter_id=voter or uuid.uuid4(), voter_kind=kind, weight=weight,
-                    cast_at=at or datetime.now(UTC))
+def cast(
+    idea_id: uuid.UUID, kind: StakeholderKind, weight: int, at: datetime | None = None, voter: uuid.UUID | None = None
+) -> VoteCast:
+    return VoteCast(
+        idea_id=idea_id, voter_id=voter or uuid.uuid4(), voter_kind=kind, weight=weight, cast_at=at or datetime.now(UTC)
+    )
 
 
 async def idea_of(client: httpx.AsyncClient, idea_id: uuid.UUID) -> dict[str, Any]:
@@ -59,23 +61,34 @@ async def test_cast_changed_withdrawn_are_exact_per_kind_and_redelivery_is_a_no_
     await deliver(app, "ideas-votes", cast(iid, K.EMPLOYEE, 3, voter=e1))
     await deliver(app, "ideas-votes", cast(iid, K.CUSTOMER, 1, voter=c2))
     await deliver(app, "ideas-votes", cast(iid, K.SUPPLIER, 1, voter=s1))
-    assert numbers(await idea_of(client, iid)) == (4, 7, 7, [
-        {"kind": "CUSTOMER", "voters": 2, "weight": 3},
-        {"kind": "SUPPLIER", "voters": 1, "weight": 1},
-        {"kind": "EMPLOYEE", "voters": 1, "weight": 3},
-    ])
+    assert numbers(await idea_of(client, iid)) == (
+        4,
+        7,
+        7,
+        [
+            {"kind": "CUSTOMER", "voters": 2, "weight": 3},
+            {"kind": "SUPPLIER", "voters": 1, "weight": 1},
+            {"kind": "EMPLOYEE", "voters": 1, "weight": 3},
+        ],
+    )
 
-    changed = VoteChanged(idea_id=iid, voter_id=c1, voter_kind=K.CUSTOMER, old_weight=2, new_weight=3,
-                          cast_at=datetime.now(UTC))
+    changed = VoteChanged(
+        idea_id=iid, voter_id=c1, voter_kind=K.CUSTOMER, old_weight=2, new_weight=3, cast_at=datetime.now(UTC)
+    )
     ok, env = await deliver(app, "ideas-votes", changed)
     assert ok and not (await deliver(app, "ideas-votes", changed, envelope=env))[0]
     withdrawn = VoteWithdrawn(idea_id=iid, voter_id=s1, voter_kind=K.SUPPLIER, weight=1)
     ok, env = await deliver(app, "ideas-votes", withdrawn)
     assert ok and not (await deliver(app, "ideas-votes", withdrawn, envelope=env))[0]
-    assert numbers(await idea_of(client, iid)) == (3, 7, 7, [
-        {"kind": "CUSTOMER", "voters": 2, "weight": 4},
-        {"kind": "EMPLOYEE", "voters": 1, "weight": 3},
-    ])
+    assert numbers(await idea_of(client, iid)) == (
+        3,
+        7,
+        7,
+        [
+            {"kind": "CUSTOMER", "voters": 2, "weight": 4},
+            {"kind": "EMPLOYEE", "voters": 1, "weight": 3},
+        ],
+    )
 
 
 async def test_deltas_commute_withdrawal_before_cast(service_app, tokens) -> None:  # type: ignore[no-untyped-def]
@@ -98,16 +111,24 @@ async def test_votes_moved_applies_to_source_and_target(service_app, tokens) -> 
     await deliver(app, "ideas-votes", cast(src, K.CUSTOMER, 1, voter=c))
     await deliver(app, "ideas-votes", cast(tgt, K.SUPPLIER, 1, voter=b))
     await deliver(app, "ideas-votes", cast(tgt, K.CUSTOMER, 3, voter=c))
-    moved = VotesMoved(source_id=src, target_id=tgt, moves=[
-        VoteMove(voter_id=a, voter_kind=K.CUSTOMER, source_weight=2, target_old_weight=None, target_new_weight=2),
-        VoteMove(voter_id=b, voter_kind=K.SUPPLIER, source_weight=3, target_old_weight=1, target_new_weight=3),
-        VoteMove(voter_id=c, voter_kind=K.CUSTOMER, source_weight=1, target_old_weight=3, target_new_weight=3),
-    ])
+    moved = VotesMoved(
+        source_id=src,
+        target_id=tgt,
+        moves=[
+            VoteMove(voter_id=a, voter_kind=K.CUSTOMER, source_weight=2, target_old_weight=None, target_new_weight=2),
+            VoteMove(voter_id=b, voter_kind=K.SUPPLIER, source_weight=3, target_old_weight=1, target_new_weight=3),
+            VoteMove(voter_id=c, voter_kind=K.CUSTOMER, source_weight=1, target_old_weight=3, target_new_weight=3),
+        ],
+    )
     ok, env = await deliver(app, "ideas-votes", moved)
     assert ok
     expected_src: tuple[Any, ...] = (0, 0, 0, [])
-    expected_tgt = (3, 8, 8, [{"kind": "CUSTOMER", "voters": 2, "weight": 5},
-                              {"kind": "SUPPLIER", "voters": 1, "weight": 3}])
+    expected_tgt = (
+        3,
+        8,
+        8,
+        [{"kind": "CUSTOMER", "voters": 2, "weight": 5}, {"kind": "SUPPLIER", "voters": 1, "weight": 3}],
+    )
     assert numbers(await idea_of(client, src)) == expected_src
     assert numbers(await idea_of(client, tgt)) == expected_tgt
     assert (await deliver(app, "ideas-votes", moved, envelope=env))[0] is False
@@ -120,8 +141,14 @@ async def test_comment_added_counts_once(service_app, tokens) -> None:  # type: 
     iid = uuid.UUID((await propose(client, caller(tokens)))["id"])
 
     def added() -> CommentAdded:
-        return CommentAdded(comment_id=uuid.uuid4(), idea_id=iid, author_id=uuid.uuid4(), parent_id=None,
-                            official=False, created_at=datetime.now(UTC))
+        return CommentAdded(
+            comment_id=uuid.uuid4(),
+            idea_id=iid,
+            author_id=uuid.uuid4(),
+            parent_id=None,
+            official=False,
+            created_at=datetime.now(UTC),
+        )
 
     ok, env = await deliver(app, "ideas-comments", added())
     assert ok
@@ -137,13 +164,20 @@ async def test_events_for_an_unknown_idea_fail_and_leave_no_trace(service_app) -
     envelope = new_event(event, source="test", subject_id=missing)
     with pytest.raises(IdeaNotYetKnown):
         await deliver(app, "ideas-votes", event, envelope=envelope)
-    comment = CommentAdded(comment_id=uuid.uuid4(), idea_id=missing, author_id=uuid.uuid4(), parent_id=None,
-                           official=False, created_at=datetime.now(UTC))
+    comment = CommentAdded(
+        comment_id=uuid.uuid4(),
+        idea_id=missing,
+        author_id=uuid.uuid4(),
+        parent_id=None,
+        official=False,
+        created_at=datetime.now(UTC),
+    )
     with pytest.raises(IdeaNotYetKnown):
         await deliver(app, "ideas-comments", comment)
     async with app.state.runtime.sessionmaker() as session:
-        seen = (await session.execute(text("SELECT count(*) FROM inbox WHERE event_id = :e"),
-                                      {"e": envelope.id})).scalar_one()
+        seen = (
+            await session.execute(text("SELECT count(*) FROM inbox WHERE event_id = :e"), {"e": envelope.id})
+        ).scalar_one()
     assert seen == 0  # rolled back with the failed effect: the redelivery will be applied
 
 
@@ -163,7 +197,8 @@ async def test_trending_day_buckets_and_expiry(service_app, tokens) -> None:  # 
     async def buckets() -> list[tuple[Any, int]]:
         async with app.state.runtime.sessionmaker() as session:
             rows = await session.execute(
-                text("SELECT day, delta FROM idea_score_day WHERE idea_id = :i ORDER BY day"), {"i": iid})
+                text("SELECT day, delta FROM idea_score_day WHERE idea_id = :i ORDER BY day"), {"i": iid}
+            )
             return [(r.day, r.delta) for r in rows]
 
     assert await buckets() == [((now - timedelta(days=6)).date(), 5), (now.date(), 1)]
@@ -187,8 +222,14 @@ async def test_an_event_published_to_nats_reaches_the_consumer(service_app, toke
     js = app.state.runtime.nc.jetstream()
     for _ in range(2):  # the stream's dedup window drops the second copy; the inbox would too
         await js.publish(envelope.type, envelope.model_dump_json().encode(), headers={"Nats-Msg-Id": str(envelope.id)})
-    comment = CommentAdded(comment_id=uuid.uuid4(), idea_id=iid, author_id=uuid.uuid4(), parent_id=None,
-                           official=True, created_at=datetime.now(UTC))
+    comment = CommentAdded(
+        comment_id=uuid.uuid4(),
+        idea_id=iid,
+        author_id=uuid.uuid4(),
+        parent_id=None,
+        official=True,
+        created_at=datetime.now(UTC),
+    )
     cenv = new_event(comment, source="test", subject_id=iid)
     await js.publish(cenv.type, cenv.model_dump_json().encode(), headers={"Nats-Msg-Id": str(cenv.id)})
     idea = None

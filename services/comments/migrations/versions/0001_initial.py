@@ -35,9 +35,7 @@ def upgrade() -> None:
     op.create_table(
         "comment",
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),
-        sa.Column(
-            "idea_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("idea_visibility.idea_id"), nullable=False
-        ),
+        sa.Column("idea_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("idea_visibility.idea_id"), nullable=False),
         sa.Column("author_id", postgresql.UUID(as_uuid=True), nullable=False),
         sa.Column("parent_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("comment.id"), nullable=True),
         sa.Column("body", sa.Text(), nullable=False),

@@ -70,22 +70,23 @@ def upgrade() -> None:
     op.create_index("ix_idea_discussed", "idea", [sa.text("comment_count DESC"), sa.text("id DESC")])
     for k in KINDS:
         op.create_index(
-            f"ix_idea_segment_{k}", "idea", [sa.text(f"weight_{k} DESC"), sa.text("id DESC")],
+            f"ix_idea_segment_{k}",
+            "idea",
+            [sa.text(f"weight_{k} DESC"), sa.text("id DESC")],
             postgresql_where=sa.text(f"voters_{k} > 0"),
         )
     op.create_index("ix_idea_tags", "idea", ["tags"], postgresql_using="gin")
     op.create_index("ix_idea_search", "idea", ["search_vector"], postgresql_using="gin")
-    op.create_index(
-        "ix_idea_title_trgm", "idea", [sa.text("title gin_trgm_ops")], postgresql_using="gin"
-    )
+    op.create_index("ix_idea_title_trgm", "idea", [sa.text("title gin_trgm_ops")], postgresql_using="gin")
     op.create_index(
         "ix_idea_merged_into", "idea", ["merged_into_id"], postgresql_where=sa.text("merged_into_id IS NOT NULL")
     )
 
     op.create_table(
         "idea_revision",
-        sa.Column("idea_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("idea.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "idea_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("idea.id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("version", sa.Integer(), primary_key=True),
         sa.Column("title", sa.String(140), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
@@ -97,8 +98,9 @@ def upgrade() -> None:
 
     op.create_table(
         "idea_score_day",
-        sa.Column("idea_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("idea.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "idea_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("idea.id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("day", sa.Date(), primary_key=True),
         sa.Column("delta", sa.Integer(), nullable=False, server_default="0"),
     )
