@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from shared.events.catalogue import CommentAdded, CommentHidden, IdeaStatus
 from shared.problems import bad_input, conflict, storable_text
+from shared.visibility import idea_visible
 
 MAX_BODY = 10_000
 MAX_REASON = 500
@@ -44,11 +45,7 @@ class Viewer:
 
 
 def can_see(visible_to: Sequence[str], author_id: uuid.UUID, viewer: Viewer | None) -> bool:
-    if not visible_to:
-        return True
-    if viewer is None:
-        return False
-    return viewer.role in STAFF_ROLES or viewer.id == author_id or viewer.kind in visible_to
+    return idea_visible(visible_to, author_id, viewer)
 
 
 def is_moderator(viewer: Viewer | None) -> bool:

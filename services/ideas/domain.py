@@ -21,6 +21,7 @@ from shared.events.catalogue import (
     VoteWithdrawn,
 )
 from shared.problems import bad_input, conflict, forbidden, storable_text
+from shared.visibility import idea_visible
 
 MAX_TITLE = 140
 MAX_BODY = 20_000
@@ -109,12 +110,7 @@ class Viewer:
 
 
 def can_see(viewer: Viewer | None, author_id: uuid.UUID, visible_to: Iterable[str]) -> bool:
-    kinds = list(visible_to)
-    if not kinds:
-        return True
-    if viewer is None:
-        return False
-    return viewer.is_staff or viewer.id == author_id or viewer.kind in kinds
+    return idea_visible(list(visible_to), author_id, viewer)
 
 
 def check_can_refine(viewer: Viewer, author_id: uuid.UUID, status: IdeaStatus) -> None:

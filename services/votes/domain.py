@@ -24,6 +24,7 @@ from shared.events.catalogue import (
     VoteWithdrawn,
 )
 from shared.problems import bad_input, conflict, forbidden, not_found
+from shared.visibility import idea_visible
 
 MIN_WEIGHT, MAX_WEIGHT = 1, 3
 DEFAULT_WEIGHT = 1
@@ -88,13 +89,7 @@ def voter_kind(kind: str) -> StakeholderKind:
 
 
 def can_see(idea: IdeaView, caller: Caller) -> bool:
-    """Empty visible_to: everyone; otherwise those kinds, the author, PRODUCT_TEAM and ADMIN."""
-    return (
-        not idea.visible_to
-        or caller.kind in idea.visible_to
-        or caller.id == idea.author_id
-        or caller.role in STAFF_ROLES
-    )
+    return idea_visible(idea.visible_to, idea.author_id, caller)
 
 
 def check_can_vote(idea: IdeaView | None, caller: Caller) -> IdeaView:
