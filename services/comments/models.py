@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictInt
 from sqlalchemy import Column, DateTime, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
@@ -111,7 +111,7 @@ class IdsRequest(BaseModel):
 
 class ByIdeasRequest(BaseModel):
     idea_ids: list[uuid.UUID] = Field(max_length=100)
-    first: int = 20
+    first: StrictInt = 20
 
 
 class ByIdeasResponse(BaseModel):

@@ -47,7 +47,7 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 # sees it: a plain-text 400 from the HTTP server layer, not an answer of the service.
 SERVER_LAYER_400 = "Invalid HTTP request received."
 # Findings in code owned elsewhere, each with a strict xfail test of its own: (code, operation) -> bug id.
-KNOWN: dict[tuple[str, str], str] = {("ST201", "POST /comments/by-ideas"): "comments-by-ideas-first-bool"}
+KNOWN: dict[tuple[str, str], str] = {}  # (check, operation) -> bug key, for findings not fixed yet
 
 
 @pytest.fixture(scope="module")
@@ -274,19 +274,14 @@ def test_undeclared_method_on_a_static_path_is_405_with_allow(cluster: Cluster) 
         assert response.json()["code"] == "BAD_USER_INPUT"
 
 
-# --- findings in code owned elsewhere (strict xfail: they turn red once fixed; then drop the mark) ------
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/comments/models.py ByIdeasRequest.first is a lax `int`: the JSON boolean false is taken as "
-    "first=0 (200) instead of 422 BAD_USER_INPUT (schemathesis ST201); make it StrictInt like votes' weight",
-)
+# --- findings in code owned elsewhere, fixed since ------------------------------------------------------
 def test_comments_by_ideas_refuses_a_boolean_first(cluster: Cluster) -> None:
     RESULTS.bug(
         "comments-by-ideas-first-bool",
         "services/comments/models.py, ByIdeasRequest.first",
         'POST /comments/by-ideas {"idea_ids": [], "first": false} answers 200 (false read as 0): a wrong type must '
         "be 422 BAD_USER_INPUT (docs/service-apis.md); use StrictInt (found by schemathesis ST201)",
-        "xfail (open)",
+        "fixed in services/comments/models.py (StrictInt)",
     )
     response = httpx.post(cluster.url("comments") + "/comments/by-ideas", json={"idea_ids": [], "first": False})
     assert response.status_code == 422, response.text
