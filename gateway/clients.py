@@ -22,22 +22,10 @@ from prometheus_client import Counter, Histogram
 
 from gateway.settings import GatewaySettings
 from shared.logs import get_logger
-from shared.problems import CODE_FOR_STATUS, Problem
+from shared.problems import CODE_FOR_STATUS, CONTRACT_CODES, Problem
 from shared.tracing import inject_headers
 
 JSON = dict[str, Any]
-CONTRACT_CODES = frozenset(
-    {
-        "UNAUTHENTICATED",
-        "FORBIDDEN",
-        "NOT_FOUND",
-        "BAD_USER_INPUT",
-        "CONFLICT",
-        "RATE_LIMITED",
-        "UNAVAILABLE",
-        "INTERNAL",
-    }
-)
 
 UPSTREAM_REQUESTS = Counter("gateway_upstream_requests_total", "Calls to the services", ["service", "outcome"])
 UPSTREAM_LATENCY = Histogram("gateway_upstream_seconds", "Latency of calls to the services", ["service"])

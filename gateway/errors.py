@@ -16,9 +16,8 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
-from gateway.clients import CONTRACT_CODES
 from shared.logs import get_logger
-from shared.problems import Problem
+from shared.problems import CONTRACT_CODES, Problem
 
 INTERNAL_MESSAGE = "internal error"
 log = get_logger("gateway.errors")

@@ -18,6 +18,20 @@ from shared.logs import get_logger
 
 PROBLEM_JSON = "application/problem+json"
 
+# The public contract's extensions.code values (../shared/api/schema.graphql).
+CONTRACT_CODES = frozenset(
+    {
+        "UNAUTHENTICATED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+        "BAD_USER_INPUT",
+        "CONFLICT",
+        "RATE_LIMITED",
+        "UNAVAILABLE",
+        "INTERNAL",
+    }
+)
+
 STATUS_FOR_CODE = {
     "BAD_USER_INPUT": 400,
     "UNAUTHENTICATED": 401,

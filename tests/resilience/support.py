@@ -20,18 +20,6 @@ import nats
 from devstack.cluster import Cluster
 from shared.migrations import SERVICES
 
-CONTRACT_CODES = frozenset(
-    {
-        "UNAUTHENTICATED",
-        "FORBIDDEN",
-        "NOT_FOUND",
-        "BAD_USER_INPUT",
-        "CONFLICT",
-        "RATE_LIMITED",
-        "UNAVAILABLE",
-        "INTERNAL",
-    }
-)
 KINDS = ("CUSTOMER", "SUPPLIER", "PARTNER", "EMPLOYEE")
 PASSWORD = "a long enough password"
 ADMIN_EMAIL = "admin@resilience.test"

@@ -27,9 +27,10 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
 from devstack.cluster import Cluster
+from shared.problems import CONTRACT_CODES
 from tests.resilience.conftest import running_cluster
 from tests.resilience.report import RESULTS, ROOT
-from tests.resilience.support import CONTRACT_CODES, Api, admin, pk_of, propose, register, wait_known
+from tests.resilience.support import Api, admin, pk_of, propose, register, wait_known
 
 pytestmark = pytest.mark.slow
 
