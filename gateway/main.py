@@ -28,7 +28,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.schema import build_schema
 from gateway.settings import GatewaySettings
 from gateway.view import GatewayGraphQL
-from shared.auth import JwtVerifier
+from shared.auth import verifier_from
 from shared.logs import configure_logging, get_logger
 from shared.messaging import connect_nats_retrying
 from shared.tracing import configure_tracing
@@ -84,12 +84,7 @@ def create_app(
         configure_logging(settings.service_name, settings.log_level, settings.log_json)
         configure_tracing(settings.service_name, settings.otel_exporter_enabled, settings.otel_exporter_otlp_endpoint)
         services = build_services(settings, transports)
-        jwt_verifier = verifier or JwtVerifier(
-            jwks_url=settings.jwks_url,
-            public_key_pem=settings.jwt_public_key,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-        )
+        jwt_verifier = verifier or verifier_from(settings)
         live = hub or LiveHub(settings.subscription_queue_size)
         runtime = Runtime(
             settings=settings,

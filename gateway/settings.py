@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import CommonSettings
+from shared.settings import TokenSettings
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(TokenSettings):
     service_name: str = "gateway"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -26,11 +26,6 @@ class GatewaySettings(CommonSettings):
     upstream_max_connections: int = 100
     upstream_max_keepalive: int = 20
 
-    # JWT verification (same defaults as shared.settings.ServiceSettings).
-    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
-    jwt_public_key: str | None = None
-    jwt_issuer: str = "co-creation-platform"
-    jwt_audience: str = "co-creation-platform"
     # API keys (bearer tokens that are not JWTs) are exchanged for a short-lived JWT, cached this long.
     api_key_token_cache_seconds: float = 30.0
     api_key_token_cache_size: int = 10_000

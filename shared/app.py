@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import JwtVerifier, optional_principal, require_principal, require_writer
+from shared.auth import optional_principal, require_principal, require_writer, verifier_from
 from shared.consumer import ConsumerRunner, Subscription
 from shared.db import create_engine, create_sessionmaker
 from shared.logs import configure_logging, get_logger
@@ -166,12 +166,7 @@ def create_service_app(
         runtime = Runtime(settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine))
         app.state.runtime = runtime
         app.state.sessionmaker = runtime.sessionmaker
-        app.state.jwt_verifier = JwtVerifier(
-            jwks_url=settings.jwks_url,
-            public_key_pem=settings.jwt_public_key,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-        )
+        app.state.jwt_verifier = verifier_from(settings)
         if on_startup is not None:
             await on_startup(app, runtime)
         runtime.tasks.append(asyncio.create_task(_messaging(runtime, list(subscriptions))))

@@ -19,6 +19,7 @@ from fastapi import Depends, Request
 from jwt import PyJWK
 
 from shared.problems import Problem, forbidden, unauthenticated
+from shared.settings import TokenSettings
 
 ALGORITHM = "EdDSA"
 ROLE_RANK = {"MEMBER": 0, "MODERATOR": 1, "PRODUCT_TEAM": 2, "ADMIN": 3}
@@ -135,6 +136,15 @@ class JwtVerifier:
             raise unauthenticated("token expired") from exc
         except (jwt.PyJWTError, KeyError, ValueError) as exc:
             raise unauthenticated("invalid token") from exc
+
+
+def verifier_from(settings: TokenSettings) -> JwtVerifier:
+    return JwtVerifier(
+        jwks_url=settings.jwks_url,
+        public_key_pem=settings.jwt_public_key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
 
 
 def bearer_token(authorization: str | None) -> str | None:

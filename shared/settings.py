@@ -34,7 +34,18 @@ class CommonSettings(BaseSettings):
         return self.environment == "development"
 
 
-class ServiceSettings(CommonSettings):
+class TokenSettings(CommonSettings):
+    """How a process checks access tokens (every service and the gateway)."""
+
+    # Where the stakeholder service publishes its public keys (comma-separated: any instance),
+    # and optionally a PEM public key configured directly (then nothing is fetched).
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    jwt_public_key: str | None = None
+    jwt_issuer: str = "co-creation-platform"
+    jwt_audience: str = "co-creation-platform"
+
+
+class ServiceSettings(TokenSettings):
     """Settings of one domain service. `service_name` is fixed by each service's subclass."""
 
     service_name: str = "service"
@@ -48,12 +59,6 @@ class ServiceSettings(CommonSettings):
     db_pool_pre_ping: bool = False
     # Behind a transaction-mode pooler (PgBouncer): asyncpg must not cache prepared statements.
     db_transaction_pooler: bool = False
-    # Where the stakeholder service publishes its public keys, and optionally a PEM public key
-    # configured directly (then nothing is fetched).
-    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
-    jwt_public_key: str | None = None
-    jwt_issuer: str = "co-creation-platform"
-    jwt_audience: str = "co-creation-platform"
     # Outbox relay and consumers
     relay_poll_interval: float = 1.0
     relay_batch_size: int = 256
