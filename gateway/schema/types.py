@@ -107,6 +107,14 @@ async def load_idea(info: GInfo, idea_id: uuid.UUID) -> Idea | None:
     return None if data is None else Idea.from_data(data)
 
 
+async def require_idea(info: GInfo, idea_id: uuid.UUID) -> Idea:
+    """The idea a vote or comment is on; invisible reads as missing (NOT_FOUND)."""
+    idea = await load_idea(info, idea_id)
+    if idea is None:
+        raise not_found("idea")
+    return idea
+
+
 @strawberry.type(description="Votes on one idea from one stakeholder kind. weight is the sum of those votes' weights.")
 class SegmentTally:
     kind: StakeholderKind
@@ -253,10 +261,7 @@ class Vote:
 
     @strawberry.field
     async def idea(self, info: GInfo) -> Idea:
-        idea = await load_idea(info, self.idea_id)
-        if idea is None:
-            raise not_found("idea")
-        return idea
+        return await require_idea(info, self.idea_id)
 
     @strawberry.field
     async def voter(self, info: GInfo) -> Stakeholder:
@@ -296,10 +301,7 @@ class Comment(Node):
 
     @strawberry.field
     async def idea(self, info: GInfo) -> Idea:
-        idea = await load_idea(info, self.idea_id)
-        if idea is None:
-            raise not_found("idea")
-        return idea
+        return await require_idea(info, self.idea_id)
 
     @strawberry.field
     async def author(self, info: GInfo) -> Stakeholder:
