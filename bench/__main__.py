@@ -379,17 +379,12 @@ class Bench:
             await admin.close()
         self.ceiling_a = result
         self.rows.append(
-            rep.Row(
+            rep.measured(
                 "ceiling (a)",
                 f"PostgreSQL INSERT … ON CONFLICT DO NOTHING, {n} connections",
-                result.rate,
+                result,
                 "rows/s",
-                result.p50_ms,
-                result.p95_ms,
-                result.p99_ms,
-                result.errors,
                 reference=HANDBOOK_PG_INSERT,
-                client_cpu_ms=result.client_cpu_ms,
             )
         )
         return result
@@ -409,17 +404,12 @@ class Bench:
         for client in clients:
             await client.aclose()
         self.rows.append(
-            rep.Row(
+            rep.measured(
                 "ceiling (b)",
                 f"{{ __typename }} through the gateway, {n} clients",
-                result.rate,
+                result,
                 "req/s",
-                result.p50_ms,
-                result.p95_ms,
-                result.p99_ms,
-                result.errors,
                 reference=HANDBOOK_TYPENAME,
-                client_cpu_ms=result.client_cpu_ms,
             )
         )
         return result
@@ -479,26 +469,19 @@ class Bench:
         ceiling = self.ceiling_a.rate if self.ceiling_a is not None else 0.0
         ratio = result.rate / ceiling if ceiling > 0 else 0.0
         self.rows.append(
-            rep.Row(
+            rep.measured(
                 "write",
                 f"castVote, {n} clients (distinct stakeholders), Zipf ideas",
-                result.rate,
+                result,
                 "votes/s",
-                result.p50_ms,
-                result.p95_ms,
-                result.p99_ms,
-                result.errors,
-                ratio,
-                f"≥ {WRITE_RATIO:.2f} x (a), p99 ≤ {WRITE_P99_MS:.0f} ms",
-                ratio >= WRITE_RATIO and result.p99_ms <= WRITE_P99_MS and result.ok > 0,
-                client_cpu_ms=result.client_cpu_ms,
+                ratio=ratio,
+                target=f"≥ {WRITE_RATIO:.2f} x (a), p99 ≤ {WRITE_P99_MS:.0f} ms",
+                passed=ratio >= WRITE_RATIO and result.p99_ms <= WRITE_P99_MS and result.ok > 0,
             )
         )
         self.rows.append(rep.Row("write", "projections caught up after the write phase", drained, "s"))
         if result.error_codes:
-            self.notes.append(
-                "write path errors by code: " + ", ".join(f"{k} {v}" for k, v in sorted(result.error_codes.items()))
-            )
+            self.notes.append("write path errors by code: " + rep.by_code(result.error_codes))
         return result
 
     # --- propagation ---------------------------------------------------------------------------
@@ -624,35 +607,26 @@ class Bench:
         for name, recorder in (("poll idea(id)", poll_rec), ("ideaChanged subscription", sub_rec)):
             result = LoadResult.of(name, recorder, seconds)
             self.rows.append(
-                rep.Row(
+                rep.measured(
                     "propagation",
                     f"castVote answer → new score via {name}, at {rate:,.0f} votes/s",
-                    result.ok / seconds,
+                    result,
                     "probes/s",
-                    result.p50_ms,
-                    result.p95_ms,
-                    result.p99_ms,
-                    result.errors,
-                    None,
-                    target,
-                    result.ok > 0 and result.p99_ms <= PROPAGATION_P99_MS,
+                    rate=result.ok / seconds,
+                    target=target,
+                    passed=result.ok > 0 and result.p99_ms <= PROPAGATION_P99_MS,
+                    client_cpu=False,
                 )
             )
         for name, recorder in (("poll", poll_rec), ("subscription", sub_rec)):
             if recorder.errors:
-                self.notes.append(
-                    f"propagation ({name}) errors by code: "
-                    + ", ".join(f"{k} {v}" for k, v in sorted(recorder.errors.items()))
-                )
+                self.notes.append(f"propagation ({name}) errors by code: " + rep.by_code(recorder.errors))
         if skipped:
             self.notes.append(
                 f"propagation phase: {skipped} of {started + skipped} paced votes skipped (too many in flight)"
             )
         if background.errors:
-            self.notes.append(
-                "propagation phase background votes, errors by code: "
-                + ", ".join(f"{k} {v}" for k, v in sorted(background.errors.items()))
-            )
+            self.notes.append("propagation phase background votes, errors by code: " + rep.by_code(background.errors))
 
     # --- the read path -------------------------------------------------------------------------
     async def read_path(self, ceiling: LoadResult) -> None:
@@ -675,25 +649,18 @@ class Bench:
             reads += result.ok
             ratio = result.rate / ceiling.rate if ceiling.rate > 0 else 0.0
             self.rows.append(
-                rep.Row(
+                rep.measured(
                     "read",
                     f"{name}, first 20, {n} clients",
-                    result.rate,
+                    result,
                     "req/s",
-                    result.p50_ms,
-                    result.p95_ms,
-                    result.p99_ms,
-                    result.errors,
-                    ratio,
-                    f"≥ {READ_RATIO:.2f} x (b), p99 ≤ {READ_P99_MS:.0f} ms",
-                    ratio >= READ_RATIO and result.p99_ms <= READ_P99_MS and result.ok > 0,
-                    client_cpu_ms=result.client_cpu_ms,
+                    ratio=ratio,
+                    target=f"≥ {READ_RATIO:.2f} x (b), p99 ≤ {READ_P99_MS:.0f} ms",
+                    passed=ratio >= READ_RATIO and result.p99_ms <= READ_P99_MS and result.ok > 0,
                 )
             )
             if result.error_codes:
-                self.notes.append(
-                    f"{name} errors by code: " + ", ".join(f"{k} {v}" for k, v in sorted(result.error_codes.items()))
-                )
+                self.notes.append(f"{name} errors by code: " + rep.by_code(result.error_codes))
         spent = self.cpu_since(mark)
         self.cpu_per_read = {name: spent.get(name, 0.0) / max(1, reads) * 1000 for name in GROUPS}
         for client in clients:

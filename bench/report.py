@@ -9,11 +9,14 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from bench.load import LoadResult
 
 RUNS_KEPT = 3
 RUN_HEADING = "## Run "
@@ -48,6 +51,42 @@ class Row:
     passed: bool | None = None
     reference: str = ""
     client_cpu_ms: float | None = None
+
+
+def measured(
+    phase: str,
+    measure: str,
+    result: LoadResult,
+    unit: str,
+    *,
+    rate: float | None = None,
+    ratio: float | None = None,
+    target: str = "",
+    passed: bool | None = None,
+    reference: str = "",
+    client_cpu: bool = True,
+) -> Row:
+    """A table row from a load phase's result (its rate unless `rate` is given)."""
+    return Row(
+        phase,
+        measure,
+        result.rate if rate is None else rate,
+        unit,
+        result.p50_ms,
+        result.p95_ms,
+        result.p99_ms,
+        result.errors,
+        ratio,
+        target,
+        passed,
+        reference=reference,
+        client_cpu_ms=result.client_cpu_ms if client_cpu else None,
+    )
+
+
+def by_code(counts: dict[str, int]) -> str:
+    """'CODE n, CODE n' in code order, for the notes under the table."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
 
 
 @dataclass
