@@ -35,6 +35,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from bench import report as rep
 from bench.load import GraphQLClient, LoadResult, Recorder, RequestError, closed_loop, paced_loop
+from bench.profile import Profiler
 from bench.resources import GROUPS, PYTHON_GROUPS, SERVICES, ProcessFinder, Sampler, cpu_delta, cpu_snapshot
 from bench.seed import SEARCH_WORD, Dataset, SeedConfig, SeedReport, bulk_load, generate
 from bench.ws import GraphQLWS, Subscription
@@ -70,7 +71,7 @@ READS = (
 MAX_REQUESTS = 500_000  # per phase: a count bound besides the duration
 DRAIN_TIMEOUT = 60.0
 PROBE_TIMEOUT = 10.0
-POLL_INTERVAL = 0.005
+POLL_INTERVAL = 0.01
 
 
 def idea_gid(idea_id: uuid.UUID) -> str:
@@ -91,12 +92,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--read-clients", type=int, default=32)
     p.add_argument("--ceiling-clients", type=int, default=64)
     p.add_argument("--watched", type=int, default=8, help="ideas watched by subscriptions in the propagation phase")
+    p.add_argument("--probes", type=int, default=2, help="propagation probes in flight at once (default 2)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--workers", type=int, default=None, help="WORKERS for the platform (default: as make run)")
     p.add_argument("--replicas", type=int, default=None, help="REPLICAS for the platform (default: as make run)")
     p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md", help="markdown file to update")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     p.add_argument("--keep-data", action="store_true", help="keep the platform's data folder")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="sample the Python processes with py-spy during the write and read phases; stacks + summaries here",
+    )
     p.add_argument(
         "--drain-timeout",
         type=float,
@@ -129,6 +137,7 @@ class Bench:
         self.stack = Stack(data_dir=self.data_dir, env=stack_env(self.data_dir, **extra))
         self.finder = ProcessFinder(self.stack)
         self.sampler = Sampler(self.finder)
+        self.profiler = Profiler(self.finder, args.profile)
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -214,9 +223,11 @@ class Bench:
             await self.ceiling_postgres()
             ceiling_b = await self.ceiling_gateway()
             self.sampler.start()
-            write = await self.write_path()
+            with self.profiler.recording("write", self.args.duration):
+                write = await self.write_path()
             await self.propagation(write.rate)
-            await self.read_path(ceiling_b)
+            with self.profiler.recording("read", self.args.duration * len(READS)):
+                await self.read_path(ceiling_b)
             self.sampler.stop()
         return self.report(started, machine)
 
@@ -577,7 +588,10 @@ class Bench:
             await asyncio.gather(*(probe(idea, record=False) for idea in watched))
 
         async def tick_op(n: int) -> None:
-            free = [i for i in watched if i not in busy and i not in retired]
+            # At most `--probes` probes at a time: each one polls idea(id) until the new score shows,
+            # and 8 pollers at once were a load of their own (hundreds of reads per second) that
+            # slowed the very propagation they measured.
+            free = [i for i in watched if i not in busy and i not in retired] if len(busy) < self.args.probes else []
             if free:
                 await probe(self.rng.choice(free))
                 return

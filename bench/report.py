@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 RUNS_KEPT = 3
 RUN_HEADING = "## Run "
+PROFILE_HEADING = "## Profiling"
 PREAMBLE = """# Benchmarks
 
 `make bench` (`python -m bench`) starts the whole platform on free ports exactly as `make run`
@@ -278,11 +279,15 @@ def markdown(report: Report) -> str:
 
 
 def write_benchmarks(path: Path, section: str, keep: int = RUNS_KEPT) -> None:
-    """Put `section` first among the runs in `path`, keeping the previous `keep - 1` runs."""
+    """Put `section` first among the runs in `path`, keeping the previous `keep - 1` runs and
+    the hand-written profiling section (PROFILE_HEADING: what was measured, changed, and the
+    before/after figures), which sits between the preamble and the runs."""
     previous: list[str] = []
+    notes: list[str] = []
     if path.exists():
         text = path.read_text()
-        chunks = re.split(r"(?m)^(?=" + re.escape(RUN_HEADING) + ")", text)
+        chunks = re.split(r"(?m)^(?=## )", text)
         previous = [c.rstrip() + "\n" for c in chunks if c.startswith(RUN_HEADING)]
+        notes = [c.rstrip() + "\n" for c in chunks if c.startswith(PROFILE_HEADING)]
     runs = [section.rstrip() + "\n", *previous][:keep]
-    path.write_text(PREAMBLE + "\n" + "\n".join(runs))
+    path.write_text(PREAMBLE + "\n" + "\n".join([*notes, *runs]))

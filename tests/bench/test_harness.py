@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.timeout(900)
 def test_the_harness_runs_end_to_end_on_a_tiny_dataset(tmp_path: Path) -> None:
     output, results = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
-    output.write_text("# Benchmarks\n\n## Run 2000-01-01 00:00 UTC\n\nan older run\n")
+    output.write_text(
+        "# Benchmarks\n\n## Profiling and fixes\n\nbefore/after, by hand\n\n## Run 2000-01-01 00:00 UTC\n\nan older run\n"
+    )
     run = subprocess.run(
         [
             sys.executable,
@@ -82,6 +84,9 @@ def test_the_harness_runs_end_to_end_on_a_tiny_dataset(tmp_path: Path) -> None:
     assert markdown.startswith("# Benchmarks")
     runs = [line for line in markdown.splitlines() if line.startswith("## Run ")]
     assert len(runs) == 2 and runs[1] == "## Run 2000-01-01 00:00 UTC", runs  # the new run first, the old kept
+    # the hand-written profiling section is kept, ahead of the runs
+    assert "before/after, by hand" in markdown
+    assert markdown.index("## Profiling and fixes") < markdown.index(runs[0])
     for name, _ in READS:
         assert name in markdown
     for header in ("p50 ms", "p99 ms", "RSS at rest MB", "CPU s / 1,000 votes", "Machine:"):
