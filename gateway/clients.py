@@ -21,6 +21,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 
 from gateway.settings import GatewaySettings
+from shared.http import AiohttpTransport
 from shared.logs import get_logger
 from shared.problems import CODE_FOR_STATUS, CONTRACT_CODES, Problem
 from shared.tracing import inject_headers
@@ -319,7 +320,7 @@ class InstancesTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, urls: list[str], limits: httpx.Limits) -> None:
         self._targets = [httpx.URL(u) for u in urls]
-        self._inner = httpx.AsyncHTTPTransport(retries=0, limits=limits)
+        self._inner = AiohttpTransport(limits=limits)
         self._turn = itertools.count()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -371,7 +372,7 @@ def build_services(
     def http(name: str, base_urls: str) -> httpx.AsyncClient:
         urls = [u.strip() for u in base_urls.split(",") if u.strip()]
         transport = (transports or {}).get(name) or (
-            InstancesTransport(urls, limits) if len(urls) > 1 else httpx.AsyncHTTPTransport(retries=1, limits=limits)
+            InstancesTransport(urls, limits) if len(urls) > 1 else AiohttpTransport(limits=limits)
         )
         return httpx.AsyncClient(base_url=urls[0], timeout=timeout, transport=transport)
 
