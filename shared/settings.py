@@ -52,8 +52,10 @@ class ServiceSettings(TokenSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str | None = None
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # A steady pool: overflow connections are opened and closed per request under load (a
+    # PostgreSQL backend fork each time); callers beyond the pool wait for a connection instead.
+    db_pool_size: int = 20
+    db_max_overflow: int = 0
     # Check each pooled connection before use (one extra round trip per checkout). Off, a
     # connection killed by a database restart fails one request with a retryable 503.
     db_pool_pre_ping: bool = False
