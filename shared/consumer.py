@@ -45,6 +45,7 @@ from shared.messaging import stream_for_subject
 from shared.tracing import extract_context, tracer
 
 Handler = Callable[[AsyncSession, Envelope, BaseModel], Awaitable[None]]
+Parsed = tuple[Envelope, BaseModel, Handler]  # a message's event, its payload model and its handler
 
 EVENTS = Counter(
     "events_consumed_total", "Events taken from JetStream, by durable consumer and outcome", ["durable", "outcome"]
@@ -232,8 +233,7 @@ class ConsumerRunner:
                 while not stop.is_set():
                     msgs, problem = await fetcher.fetch(self._batch_size, self._fetch_timeout)
                     self.last_fetch_ok[sub.durable] = asyncio.get_running_loop().time()
-                    for msg in msgs:
-                        await self.handle(sub, msg)
+                    await self.handle_batch(sub, msgs)
                     if problem is not None:
                         raise FetchProblem(problem)
                     if self._reconnects() != reconnects:
@@ -261,7 +261,35 @@ class ConsumerRunner:
         await fetcher.start()
         return fetcher
 
-    async def handle(self, sub: Subscription, msg: Msg) -> None:
+    async def handle_batch(self, sub: Subscription, msgs: list[Msg]) -> None:
+        """A fetched batch in ONE transaction (one commit instead of one per event), acked after
+        that commit. If any event of it fails, nothing of the batch is kept and each event is
+        handled on its own instead (`handle`: retries, dead letters), so one bad event never
+        holds back or changes the outcome of the others."""
+        ready: list[tuple[Msg, Parsed]] = []
+        for msg in msgs:
+            parsed = await self._parse(sub, msg)
+            if parsed is not None:
+                ready.append((msg, parsed))
+        if len(ready) <= 1:
+            for msg, parsed in ready:
+                await self.handle(sub, msg, parsed)
+            return
+        try:
+            firsts = await self.apply_batch(sub.durable, ready)
+        except Exception as exc:
+            self._log.warning("consumer_batch_split", durable=sub.durable, size=len(ready), error=repr(exc))
+            for msg, parsed in ready:
+                await self.handle(sub, msg, parsed)
+            return
+        for (msg, _), first_time in zip(ready, firsts, strict=True):
+            await msg.ack()
+            self.handled += 1
+            EVENTS.labels(sub.durable, "applied" if first_time else "duplicate").inc()
+
+    async def _parse(self, sub: Subscription, msg: Msg) -> Parsed | None:
+        """The event, its payload and its handler; None when the message is settled here
+        (terminated as invalid, or acked as not ours)."""
         try:
             envelope = Envelope.model_validate_json(msg.data)
             handler = sub.subjects.get(envelope.type)
@@ -270,10 +298,17 @@ class ConsumerRunner:
             self._log.error("event_rejected_invalid", durable=sub.durable, subject=msg.subject, error=str(exc))
             EVENTS.labels(sub.durable, "invalid").inc()
             await msg.term()
-            return
+            return None
         if handler is None:  # not ours (a filter wider than our handlers): nothing to do
             await msg.ack()
+            return None
+        return envelope, payload, handler
+
+    async def handle(self, sub: Subscription, msg: Msg, parsed: Parsed | None = None) -> None:
+        parsed = parsed or await self._parse(sub, msg)
+        if parsed is None:
             return
+        envelope, payload, handler = parsed
         structlog.contextvars.bind_contextvars(
             correlation_id=envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
         )
@@ -309,6 +344,28 @@ class ConsumerRunner:
                 await handler(session, envelope, payload)
             await flush_live(session, self._nc)
         return True
+
+    async def apply_batch(self, consumer: str, events: list[tuple[Msg, Parsed]]) -> list[bool]:
+        """Inbox rows and effects of several events in one transaction, in order. Each handler
+        sees what the ones before it wrote (pending changes flushed, loaded objects expired)."""
+        firsts: list[bool] = []
+        async with self._sessionmaker() as session:
+            async with session.begin():
+                for msg, (envelope, payload, handler) in events:
+                    structlog.contextvars.bind_contextvars(
+                        correlation_id=envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
+                    )
+                    context = extract_context(msg.headers)
+                    with tracer().start_as_current_span(f"consume {envelope.type}", context=context):
+                        first_time = await self._record(session, consumer, envelope.id)
+                        if first_time:
+                            await handler(session, envelope, payload)
+                            await session.flush()
+                            session.expire_all()
+                    firsts.append(first_time)
+                structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
+            await flush_live(session, self._nc)
+        return firsts
 
     @staticmethod
     async def _record(session: AsyncSession, consumer: str, event_id: uuid.UUID) -> bool:

@@ -202,3 +202,81 @@ async def test_one_trace_is_followed_from_a_request_through_the_outbox_into_a_co
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert seen == [origin], "the consumer's span continues the request's trace"
+
+
+async def _run_until_handled(runner: ConsumerRunner, engine: Any, durable: str, ids: list[uuid.UUID]) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        for _ in range(200):  # bounded wait: every event in the inbox
+            async with engine.connect() as conn:
+                done = (
+                    await conn.execute(
+                        text("SELECT count(*) FROM inbox WHERE consumer = :c AND event_id = ANY(:e)"),
+                        {"c": durable, "e": ids},
+                    )
+                ).scalar_one()
+            if done == len(ids):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _activity(engine: Any, stakeholder_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT stakeholder_id, activity FROM tag_activity WHERE stakeholder_id = ANY(:s) AND tag = 'kit'"),
+            {"s": stakeholder_ids},
+        )
+        return {r.stakeholder_id: r.activity for r in rows}
+
+
+async def test_a_fetched_batch_is_applied_in_one_transaction_and_one_failing_event_spoils_none(kit: Any) -> None:
+    """Events fetched together share one transaction (one commit: their inbox rows carry the same
+    transaction time); when one of them fails, the batch is undone and every event is handled on
+    its own: the others applied once, the failing one retried."""
+    _, engine, maker, nc = kit
+    js = nc.jetstream()
+
+    async def run(fail_once: int | None) -> tuple[list[uuid.UUID], list[uuid.UUID], dict[uuid.UUID, int], str]:
+        people = [uuid.uuid4() for _ in range(5)]
+        events = [registered(p) for p in people]
+        ours = {e.id: i for i, e in enumerate(events)}
+        calls: dict[int, int] = {}
+
+        async def credit(session: AsyncSession, envelope: Envelope, payload: BaseModel) -> None:
+            if envelope.id not in ours:
+                return  # other tests' events on the same stream
+            i = ours[envelope.id]
+            calls[i] = calls.get(i, 0) + 1
+            if i == fail_once and calls[i] == 1:
+                raise ConnectionError("transient: the first attempt fails")
+            assert isinstance(payload, StakeholderRegistered)
+            await session.execute(
+                text("INSERT INTO tag_activity (stakeholder_id, tag, activity) VALUES (:s, 'kit', 1)"),
+                {"s": payload.stakeholder_id},
+            )
+
+        for event in events:  # all in the stream before the consumer starts: one fetch takes them
+            await js.publish(SUBJECT, event.model_dump_json().encode(), headers={"Nats-Msg-Id": str(event.id)})
+        durable = f"kit-{uuid.uuid4().hex[:8]}"
+        runner = ConsumerRunner(nc, maker, [Subscription(durable, {SUBJECT: credit})], max_deliver=5)
+        await _run_until_handled(runner, engine, durable, [e.id for e in events])
+        return people, [e.id for e in events], await _activity(engine, people), durable
+
+    people, ids, activity, durable = await run(fail_once=None)
+    assert activity == {p: 1 for p in people}
+    async with engine.connect() as conn:
+        times = (
+            await conn.execute(
+                text("SELECT count(DISTINCT processed_at) FROM inbox WHERE consumer = :c AND event_id = ANY(:e)"),
+                {"c": durable, "e": ids},
+            )
+        ).scalar_one()
+    assert times < len(ids), "events fetched together were committed together"
+
+    people, ids, activity, _ = await run(fail_once=2)
+    assert activity == {p: 1 for p in people}, "the failing event retried, the others applied exactly once"
