@@ -85,11 +85,14 @@ class OutboxRelay:
         listener = asyncio.create_task(self._listen(stop))
         try:
             while not stop.is_set():
+                # Cleared before draining, not after: a NOTIFY that arrives while a batch is being
+                # published must wake the next round at once (cleared after, it was lost and its
+                # row waited for the poll interval).
+                self._wake.clear()
                 try:
                     await self.drain()
                 except Exception as exc:
                     self._log.warning("outbox_relay_error", error=repr(exc))
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
         finally:
