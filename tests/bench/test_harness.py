@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_harness_runs_end_to_end_on_a_tiny_dataset(tmp_path: Path) -> None:
     output, results = tmp_path / "BENCHMARKS.md", tmp_path / "results.json"
     output.write_text(
-        "# Benchmarks\n\n## Profiling and fixes\n\nbefore/after, by hand\n\n## Run 2000-01-01 00:00 UTC\n\nan older run\n"
+        "# Benchmarks\n\n## Profiling and fixes\n\nbefore/after, by hand\n\n"
+        "## Run 2000-01-01 00:00 UTC\n\nan older run\n"
     )
     run = subprocess.run(
         [

@@ -11,7 +11,8 @@ from bench.profile import summarise
 def test_summary_counts_self_and_total_samples_per_function(tmp_path: Path) -> None:
     raw = tmp_path / "read.gateway.1.txt"
     raw.write_text(
-        "run (asyncio/runners.py:118);execute (graphql/execution/executor.py:10);send (anyio/_backends/_asyncio.py:5) 30\n"
+        "run (asyncio/runners.py:118);execute (graphql/execution/executor.py:10);"
+        "send (anyio/_backends/_asyncio.py:5) 30\n"
         "run (asyncio/runners.py:118);execute (graphql/execution/executor.py:12) 10\n"
         "run (asyncio/runners.py:118);loads (orjson.py:1) 60\n"
         "garbage line\n"
