@@ -2,8 +2,10 @@
 
 For each message: validate the envelope and its payload by the catalogue model; in ONE
 transaction record the event id in the inbox (per consumer) and apply the handler's effect;
-ack after commit. A redelivered event finds its inbox row and changes nothing. Transient
-failures `nak(delay)`; after max deliveries the message is `term()`ed and logged loudly.
+ack after commit. The messages of one fetch share that transaction (`handle_batch`: one commit
+per batch); if any of them fails, the batch is undone and each is handled alone. A redelivered
+event finds its inbox row and changes nothing. Transient failures `nak(delay)`; after max
+deliveries the message is `term()`ed and logged loudly.
 
 Fetching is our own (`PullFetcher`), not nats-py's `PullSubscription.fetch`: that one raises on
 a status message that answers an *earlier* pull request (e.g. "400 heartbeat value too large",
