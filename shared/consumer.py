@@ -23,6 +23,7 @@ import contextlib
 import uuid
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +33,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import Span
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Column, DateTime, func, text
@@ -62,6 +64,22 @@ class InboxEntry(SQLModel, table=True):
     processed_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     )
+
+
+def _bind_event(envelope: Envelope) -> None:
+    """The event's ids on every log line until `_unbind_event`."""
+    structlog.contextvars.bind_contextvars(
+        correlation_id=envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
+    )
+
+
+def _unbind_event() -> None:
+    structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
+
+
+def _span(msg: Msg, envelope: Envelope) -> AbstractContextManager[Span]:
+    """The consumer's span, continuing the trace the event carries in its headers."""
+    return tracer().start_as_current_span(f"consume {envelope.type}", context=extract_context(msg.headers))
 
 
 class PermanentError(Exception):
@@ -311,11 +329,9 @@ class ConsumerRunner:
         if parsed is None:
             return
         envelope, payload, handler = parsed
-        structlog.contextvars.bind_contextvars(
-            correlation_id=envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
-        )
+        _bind_event(envelope)
         try:
-            with tracer().start_as_current_span(f"consume {envelope.type}", context=extract_context(msg.headers)):
+            with _span(msg, envelope):
                 first_time = await self.apply(sub.durable, envelope, payload, handler)
             await msg.ack()
             self.handled += 1
@@ -334,16 +350,14 @@ class ConsumerRunner:
                 self._log.warning("event_retry", durable=sub.durable, deliveries=delivered, error=repr(exc))
                 await msg.nak(delay=min(0.2 * 2**delivered, 10.0))
         finally:
-            structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
+            _unbind_event()
 
     async def apply(self, consumer: str, envelope: Envelope, payload: BaseModel, handler: Handler) -> bool:
         """Inbox row and effect in one transaction. Returns False for an event seen before."""
         async with self._sessionmaker() as session:
             async with session.begin():
-                first_time = await self._record(session, consumer, envelope.id)
-                if not first_time:
+                if not await self._apply_one(session, consumer, envelope, payload, handler):
                     return False
-                await handler(session, envelope, payload)
             await flush_live(session, self._nc)
         return True
 
@@ -354,20 +368,27 @@ class ConsumerRunner:
         async with self._sessionmaker() as session:
             async with session.begin():
                 for msg, (envelope, payload, handler) in events:
-                    structlog.contextvars.bind_contextvars(
-                        correlation_id=envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
-                    )
-                    context = extract_context(msg.headers)
-                    with tracer().start_as_current_span(f"consume {envelope.type}", context=context):
-                        first_time = await self._record(session, consumer, envelope.id)
-                        if first_time:
-                            await handler(session, envelope, payload)
-                            await session.flush()
-                            session.expire_all()
-                    firsts.append(first_time)
-                structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
+                    _bind_event(envelope)
+                    try:
+                        with _span(msg, envelope):
+                            firsts.append(await self._apply_one(session, consumer, envelope, payload, handler))
+                    finally:
+                        _unbind_event()
             await flush_live(session, self._nc)
         return firsts
+
+    async def _apply_one(
+        self, session: AsyncSession, consumer: str, envelope: Envelope, payload: BaseModel, handler: Handler
+    ) -> bool:
+        """One event inside the caller's transaction: its inbox row, then its effect, written out
+        (flushed, loaded objects expired) so that a next event in the same transaction sees it.
+        False for an event seen before."""
+        if not await self._record(session, consumer, envelope.id):
+            return False
+        await handler(session, envelope, payload)
+        await session.flush()
+        session.expire_all()
+        return True
 
     @staticmethod
     async def _record(session: AsyncSession, consumer: str, event_id: uuid.UUID) -> bool:
