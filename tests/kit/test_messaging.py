@@ -107,6 +107,31 @@ async def test_invalid_payload_never_reaches_the_outbox(kit: Any) -> None:
             add_event(session, bad)
 
 
+async def _run_until_handled(runner: ConsumerRunner, engine: Any, js: Any, durable: str, ids: list[uuid.UUID]) -> None:
+    """Run the consumer until every event of `ids` is in its inbox and its durable consumer has
+    nothing pending or unacked (a bounded wait), then stop it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        for _ in range(200):
+            async with engine.connect() as conn:
+                done = (
+                    await conn.execute(
+                        text("SELECT count(*) FROM inbox WHERE consumer = :c AND event_id = ANY(:e)"),
+                        {"c": durable, "e": ids},
+                    )
+                ).scalar_one()
+            if done == len(ids):
+                info = await js.consumer_info("STAKEHOLDERS", durable)
+                if info.num_ack_pending == 0 and info.num_pending == 0:
+                    break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_redelivered_event_changes_nothing_and_transient_failures_are_retried(kit: Any) -> None:
     _, engine, maker, nc = kit
     stakeholder_id = uuid.uuid4()
@@ -137,25 +162,7 @@ async def test_redelivered_event_changes_nothing_and_transient_failures_are_retr
     await js.publish(SUBJECT, body, headers={"Nats-Msg-Id": f"{event.id}-a"})
     await js.publish(SUBJECT, body, headers={"Nats-Msg-Id": f"{event.id}-b"})
 
-    stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop))
-    try:
-        for _ in range(200):  # bounded wait: both copies handled or acked as duplicates
-            async with engine.connect() as conn:
-                done = (
-                    await conn.execute(
-                        text("SELECT count(*) FROM inbox WHERE consumer = :c AND event_id = :e"),
-                        {"c": durable, "e": event.id},
-                    )
-                ).scalar_one()
-            info = await js.consumer_info("STAKEHOLDERS", durable)
-            if done == 1 and info.num_ack_pending == 0 and info.num_pending == 0:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await _run_until_handled(runner, engine, js, durable, [event.id])
 
     async with engine.connect() as conn:
         activity = (
@@ -204,27 +211,6 @@ async def test_one_trace_is_followed_from_a_request_through_the_outbox_into_a_co
     assert seen == [origin], "the consumer's span continues the request's trace"
 
 
-async def _run_until_handled(runner: ConsumerRunner, engine: Any, durable: str, ids: list[uuid.UUID]) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop))
-    try:
-        for _ in range(200):  # bounded wait: every event in the inbox
-            async with engine.connect() as conn:
-                done = (
-                    await conn.execute(
-                        text("SELECT count(*) FROM inbox WHERE consumer = :c AND event_id = ANY(:e)"),
-                        {"c": durable, "e": ids},
-                    )
-                ).scalar_one()
-            if done == len(ids):
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
 async def _activity(engine: Any, stakeholder_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
     async with engine.connect() as conn:
         rows = await conn.execute(
@@ -264,7 +250,7 @@ async def test_a_fetched_batch_is_applied_in_one_transaction_and_one_failing_eve
             await js.publish(SUBJECT, event.model_dump_json().encode(), headers={"Nats-Msg-Id": str(event.id)})
         durable = f"kit-{uuid.uuid4().hex[:8]}"
         runner = ConsumerRunner(nc, maker, [Subscription(durable, {SUBJECT: credit})], max_deliver=5)
-        await _run_until_handled(runner, engine, durable, [e.id for e in events])
+        await _run_until_handled(runner, engine, js, durable, [e.id for e in events])
         return people, [e.id for e in events], await _activity(engine, people), durable
 
     people, ids, activity, durable = await run(fail_once=None)
