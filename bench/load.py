@@ -202,7 +202,7 @@ class GraphQLClient:
             self.headers["authorization"] = f"Bearer {token}"
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=5.0),
-            transport=AiohttpTransport(limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)),
+            transport=AiohttpTransport(limits=httpx.Limits(max_connections=1)),
         )
 
     @staticmethod

@@ -362,11 +362,8 @@ def build_services(
     timeout = httpx.Timeout(
         settings.upstream_timeout, connect=min(settings.upstream_connect_timeout, settings.upstream_timeout)
     )
-    limits = httpx.Limits(
-        max_connections=settings.upstream_max_connections,
-        max_keepalive_connections=settings.upstream_max_keepalive,
-        keepalive_expiry=30.0,
-    )
+    # aiohttp's pool keeps every connection alive until idle for keepalive_expiry.
+    limits = httpx.Limits(max_connections=settings.upstream_max_connections, keepalive_expiry=30.0)
     deadline = settings.upstream_timeout + 1.0
 
     def http(name: str, base_urls: str) -> httpx.AsyncClient:

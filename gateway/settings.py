@@ -24,7 +24,6 @@ class GatewaySettings(TokenSettings):
     upstream_timeout: float = Field(5.0, gt=0)
     upstream_connect_timeout: float = Field(2.0, gt=0)
     upstream_max_connections: int = 100
-    upstream_max_keepalive: int = 100  # (aiohttp keeps every pooled connection alive; kept for compatibility)
 
     # API keys (bearer tokens that are not JWTs) are exchanged for a short-lived JWT, cached this long.
     api_key_token_cache_seconds: float = 30.0
