@@ -70,8 +70,10 @@ def test_a_page_of_ideas_costs_constant_upstream_calls(stack: Stack, crowd: Crow
         assert {e["node"]["author"]["id"] for e in edges} == {a.id for a in authors}
         costs[size] = cost
 
-    assert costs[10] == costs[50], costs
-    # and the constant is small: one list, one vote lookup, one comment batch, and at most one
-    # stakeholder batch per relation (idea authors, comment authors, voters; some may coincide)
-    assert costs[50]["ideas"] == 1 and costs[50]["votes"] == 1 and costs[50]["comments"] == 1, costs
-    assert 1 <= costs[50]["stakeholders"] <= 3, costs
+    # The constant is small and the same for 10 as for 50: one list, one vote lookup, one comment
+    # batch, and at most one stakeholder batch per relation (idea authors, comment authors,
+    # voters). Relations whose upstream answers land in the same event-loop turn share one
+    # stakeholder batch, so that count is 1-3 depending on arrival order, never more per idea.
+    for size in (10, 50):
+        assert costs[size]["ideas"] == 1 and costs[size]["votes"] == 1 and costs[size]["comments"] == 1, costs
+        assert 1 <= costs[size]["stakeholders"] <= 3, costs
