@@ -36,7 +36,8 @@ def summarise(raw: Path, top: int = TOP) -> str:
     own: Counter[str] = Counter()
     anywhere: Counter[str] = Counter()
     samples = 0
-    for line in raw.read_text().splitlines():
+    # py-spy copies frame names from process memory: a stray byte must not end the run
+    for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
