@@ -25,7 +25,7 @@ from shared.pagination import Items, Page
 router = APIRouter()
 
 
-def get_service(session: SessionDep) -> CommentService:
+async def get_service(session: SessionDep) -> CommentService:
     return CommentService(session)
 
 

@@ -26,7 +26,7 @@ from shared.pagination import Items, Page, check_page_size
 router = APIRouter()
 
 
-def get_service(session: SessionDep) -> IdeaService:
+async def get_service(session: SessionDep) -> IdeaService:
     return IdeaService(session)
 
 

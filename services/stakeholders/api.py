@@ -32,7 +32,7 @@ from shared.problems import Problem, problem_response
 router = APIRouter()
 
 
-def get_service(request: Request, session: SessionDep) -> StakeholderService:
+async def get_service(request: Request, session: SessionDep) -> StakeholderService:
     keyring: Keyring = request.app.state.keyring
     return StakeholderService(session, keyring)
 

@@ -17,7 +17,7 @@ from shared.pagination import Items
 router = APIRouter()
 
 
-def get_service(session: SessionDep) -> VoteService:
+async def get_service(session: SessionDep) -> VoteService:
     return VoteService(session)
 
 
