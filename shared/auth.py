@@ -3,13 +3,18 @@
 Tokens are issued by the stakeholder service and signed with its Ed25519 key (EdDSA); the
 public keys come from its JWKS endpoint (cached, refetched on an unknown key id, at most once
 per `min_refresh_interval`) or from a PEM configured in settings. Only EdDSA is accepted:
-`none` and HS/RS confusion are refused by construction."""
+`none` and HS/RS confusion are refused by construction.
+
+A verified token is remembered until its `exp` (bounded LRU): a client sends the same token with
+every request, and the signature check plus claim parsing was a few percent of each service's CPU
+per request. A token whose key id disappears at a JWKS refresh is forgotten with it."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -57,6 +62,7 @@ class JwtVerifier:
         issuer: str,
         audience: str,
         min_refresh_interval: float = 5.0,
+        cache_size: int = 10_000,
     ) -> None:
         self._jwks_url = jwks_url
         self._issuer = issuer
@@ -70,6 +76,9 @@ class JwtVerifier:
         self._last_refresh = 0.0
         self._min_refresh_interval = min_refresh_interval
         self._lock = asyncio.Lock()
+        # token -> (principal, exp, kid): tokens verified already
+        self._verified: OrderedDict[str, tuple[Principal, float, str | None]] = OrderedDict()
+        self._cache_size = cache_size
 
     async def _refresh(self) -> None:
         if self._jwks_url is None:
@@ -94,6 +103,8 @@ class JwtVerifier:
                     raise Problem("UNAVAILABLE", "cannot fetch signing keys")
                 return
             self._keys = {k["kid"]: PyJWK(k, algorithm=ALGORITHM).key for k in jwks.get("keys", [])}
+            for token in [t for t, (_, _, kid) in self._verified.items() if kid not in self._keys]:
+                del self._verified[token]
 
     async def _key_for(self, kid: str | None) -> Any:
         if self._static_key is not None:
@@ -109,6 +120,19 @@ class JwtVerifier:
         return self._keys[kid]
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached[1] > time.time():
+                self._verified.move_to_end(token)
+                return cached[0]
+            del self._verified[token]
+        principal, exp, kid = await self._verify(token)
+        self._verified[token] = (principal, exp, kid)
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float, str | None]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -125,13 +149,14 @@ class JwtVerifier:
                 audience=self._audience,
                 options={"require": ["exp", "iat", "sub"]},
             )
-            return Principal(
+            principal = Principal(
                 id=uuid.UUID(claims["sub"]),
                 kind=str(claims["kind"]),
                 role=str(claims["role"]),
                 scope=str(claims.get("scope", "read-write")),
                 token=token,
             )
+            return principal, float(claims["exp"]), header.get("kid")
         except jwt.ExpiredSignatureError as exc:
             raise unauthenticated("token expired") from exc
         except (jwt.PyJWTError, KeyError, ValueError) as exc:
