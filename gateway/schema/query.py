@@ -6,7 +6,7 @@ import strawberry
 
 from gateway.ids import decode_cursor, decode_global_id, parse_id
 from gateway.schema.enums import IdeaSort, IdeaStatus, StakeholderKind
-from gateway.schema.selection import selects
+from gateway.schema.selection import selected_under, selects
 from gateway.schema.types import (
     ApiKey,
     Comment,
@@ -19,6 +19,7 @@ from gateway.schema.types import (
     check_first,
     connection_parts,
     load_idea,
+    prefetch_idea_relations,
 )
 
 
@@ -88,6 +89,7 @@ class Query:
         )
         ctx.loaders.prime_ideas(page.get("items") or [])
         edges, page_info, total = connection_parts(page, cursor, count, Idea.from_data)
+        await prefetch_idea_relations(info, [idea for _, idea in edges], selected_under(info, "edges", "node"))
         return IdeaConnection(
             edges=[IdeaEdge(cursor=c, node=n) for c, n in edges], page_info=page_info, total_count=total
         )
