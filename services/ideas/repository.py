@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, literal_column, or_, text, true, tuple_
+from sqlalchemy import ColumnElement, any_, func, literal, literal_column, or_, text, true, tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,7 +29,7 @@ def visible_clause(viewer: domain.Viewer | None) -> ColumnElement[bool]:
         return true()
     return or_(
         public,
-        col(Idea.visible_to).any(viewer.kind),  # type: ignore[arg-type]
+        literal(viewer.kind) == any_(col(Idea.visible_to)),
         col(Idea.author_id) == viewer.id,
     )
 

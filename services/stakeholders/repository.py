@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, text
+from sqlalchemy import any_, func, literal, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -51,7 +51,7 @@ class StakeholderRepository:
                 TagActivity,
                 (col(TagActivity.stakeholder_id) == col(Stakeholder.id)) & (col(TagActivity.tag) == tag),
             )
-            .where(col(Stakeholder.expertise).any(tag))  # type: ignore[arg-type]
+            .where(literal(tag) == any_(col(Stakeholder.expertise)))
             .order_by(activity.desc(), col(Stakeholder.id))
             .limit(first)
         )
