@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import optional_principal, require_principal, require_writer, verifier_from
 from shared.consumer import ConsumerRunner, Subscription
-from shared.db import create_engine, create_sessionmaker
+from shared.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from shared.logs import configure_logging, get_logger
 from shared.messaging import connect_nats_retrying, ensure_streams
 from shared.outbox import OutboxRelay
@@ -166,6 +166,7 @@ def create_service_app(
         runtime = Runtime(settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine))
         app.state.runtime = runtime
         app.state.sessionmaker = runtime.sessionmaker
+        app.state.read_sessionmaker = create_read_sessionmaker(engine)
         app.state.jwt_verifier = verifier_from(settings)
         if on_startup is not None:
             await on_startup(app, runtime)

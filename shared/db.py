@@ -1,5 +1,10 @@
 """Async engine and sessions. Services add and flush; the boundary (the request's session
-dependency, or the consumer runner) commits."""
+dependency, or the consumer runner) commits.
+
+Routes that only read take `ReadSessionDep`: its connection is in autocommit, so a request costs
+its queries and nothing else (no BEGIN and COMMIT round trips, which were ~15% of a batch read's
+time in the services). Each statement sees its own snapshot; a read route that needs two
+statements to agree uses `SessionDep`."""
 
 from __future__ import annotations
 
@@ -39,6 +44,11 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for read-only routes: the same pool, connections in autocommit."""
+    return create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
 async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, committed when the route returns without error.
 
@@ -56,4 +66,12 @@ async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
         await flush_live(session, request.app.state.runtime.nc)
 
 
+async def read_session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
+    """One autocommit session per read-only request (nothing to commit)."""
+    maker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
+    async with maker() as session:
+        yield session
+
+
 SessionDep = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(read_session_dependency, scope="function")]

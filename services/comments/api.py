@@ -19,7 +19,7 @@ from services.comments.models import (
 )
 from services.comments.service import CommentService
 from shared.auth import OptionalPrincipal, WriterPrincipal
-from shared.db import SessionDep
+from shared.db import ReadSessionDep, SessionDep
 from shared.pagination import Items, Page
 
 router = APIRouter()
@@ -30,6 +30,14 @@ async def get_service(session: SessionDep) -> CommentService:
 
 
 Service = Annotated[CommentService, Depends(get_service)]
+
+
+async def get_read_service(session: ReadSessionDep) -> CommentService:
+    return CommentService(session)
+
+
+# Routes that only read: no transaction around their queries (shared.db.ReadSessionDep).
+ReadService = Annotated[CommentService, Depends(get_read_service)]
 
 
 @router.post("/ideas/{idea_id}/comments", status_code=201, response_model=CommentPublic)
@@ -43,7 +51,7 @@ async def add_comment(
 async def list_comments(
     idea_id: uuid.UUID,
     principal: OptionalPrincipal,
-    service: Service,
+    service: ReadService,
     first: Annotated[int, Query()] = 20,
     after: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Page[CommentPublic]:
@@ -51,17 +59,19 @@ async def list_comments(
 
 
 @router.post("/comments/by-ideas", response_model=ByIdeasResponse)
-async def comments_by_ideas(body: ByIdeasRequest, principal: OptionalPrincipal, service: Service) -> ByIdeasResponse:
+async def comments_by_ideas(
+    body: ByIdeasRequest, principal: OptionalPrincipal, service: ReadService
+) -> ByIdeasResponse:
     return ByIdeasResponse(pages=await service.by_ideas(principal, body.idea_ids, body.first))
 
 
 @router.post("/comments/batch", response_model=Items[CommentPublic])
-async def batch(body: IdsRequest, principal: OptionalPrincipal, service: Service) -> Items[CommentPublic]:
+async def batch(body: IdsRequest, principal: OptionalPrincipal, service: ReadService) -> Items[CommentPublic]:
     return Items(items=await service.get_many(principal, body.ids))
 
 
 @router.get("/comments/{comment_id}", response_model=CommentPublic)
-async def get_comment(comment_id: uuid.UUID, principal: OptionalPrincipal, service: Service) -> CommentPublic:
+async def get_comment(comment_id: uuid.UUID, principal: OptionalPrincipal, service: ReadService) -> CommentPublic:
     return await service.get(principal, comment_id)
 
 

@@ -19,7 +19,7 @@ from services.ideas.models import (
 )
 from services.ideas.service import IdeaService
 from shared.auth import OptionalPrincipal, WriterPrincipal
-from shared.db import SessionDep
+from shared.db import ReadSessionDep, SessionDep
 from shared.events.catalogue import IdeaStatus, StakeholderKind
 from shared.pagination import Items, Page, check_page_size
 
@@ -33,6 +33,14 @@ async def get_service(session: SessionDep) -> IdeaService:
 Service = Annotated[IdeaService, Depends(get_service)]
 
 
+async def get_read_service(session: ReadSessionDep) -> IdeaService:
+    return IdeaService(session)
+
+
+# Routes that only read: no transaction around their queries (shared.db.ReadSessionDep).
+ReadService = Annotated[IdeaService, Depends(get_read_service)]
+
+
 @router.post("/ideas", status_code=201, response_model=IdeaPublic)
 async def propose(body: IdeaCreate, principal: WriterPrincipal, service: Service) -> IdeaPublic:
     return await service.propose(principal, body)
@@ -40,7 +48,7 @@ async def propose(body: IdeaCreate, principal: WriterPrincipal, service: Service
 
 @router.get("/ideas", response_model=Page[IdeaPublic])
 async def list_ideas(
-    service: Service,
+    service: ReadService,
     principal: OptionalPrincipal,
     first: int = 20,
     after: Annotated[str | None, Query(max_length=1_000)] = None,
@@ -67,7 +75,7 @@ async def list_ideas(
 # Declared before /ideas/{idea_id} so "similar" and "batch" are not read as ids.
 @router.get("/ideas/similar", response_model=Items[IdeaPublic])
 async def similar(
-    service: Service,
+    service: ReadService,
     principal: OptionalPrincipal,
     text: Annotated[str, Query(max_length=25_000)],
     first: int = 5,
@@ -76,12 +84,12 @@ async def similar(
 
 
 @router.post("/ideas/batch", response_model=Items[IdeaPublic])
-async def batch(body: IdsRequest, service: Service, principal: OptionalPrincipal) -> Items[IdeaPublic]:
+async def batch(body: IdsRequest, service: ReadService, principal: OptionalPrincipal) -> Items[IdeaPublic]:
     return Items(items=await service.batch(principal, body.ids))
 
 
 @router.get("/ideas/{idea_id}", response_model=IdeaPublic)
-async def get_one(idea_id: uuid.UUID, service: Service, principal: OptionalPrincipal) -> IdeaPublic:
+async def get_one(idea_id: uuid.UUID, service: ReadService, principal: OptionalPrincipal) -> IdeaPublic:
     return await service.get(principal, idea_id)
 
 
@@ -91,7 +99,9 @@ async def refine(idea_id: uuid.UUID, body: IdeaUpdate, principal: WriterPrincipa
 
 
 @router.get("/ideas/{idea_id}/revisions", response_model=Items[IdeaRevisionPublic])
-async def revisions(idea_id: uuid.UUID, service: Service, principal: OptionalPrincipal) -> Items[IdeaRevisionPublic]:
+async def revisions(
+    idea_id: uuid.UUID, service: ReadService, principal: OptionalPrincipal
+) -> Items[IdeaRevisionPublic]:
     return Items(items=await service.revisions(principal, idea_id))
 
 

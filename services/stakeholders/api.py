@@ -25,7 +25,7 @@ from services.stakeholders.models import (
 )
 from services.stakeholders.service import Keyring, StakeholderService
 from shared.auth import CurrentPrincipal
-from shared.db import SessionDep
+from shared.db import ReadSessionDep, SessionDep
 from shared.pagination import Items, check_page_size
 from shared.problems import Problem, problem_response
 
@@ -38,6 +38,15 @@ async def get_service(request: Request, session: SessionDep) -> StakeholderServi
 
 
 Service = Annotated[StakeholderService, Depends(get_service)]
+
+
+async def get_read_service(request: Request, session: ReadSessionDep) -> StakeholderService:
+    keyring: Keyring = request.app.state.keyring
+    return StakeholderService(session, keyring)
+
+
+# Routes that only read: no transaction around their queries (shared.db.ReadSessionDep).
+ReadService = Annotated[StakeholderService, Depends(get_read_service)]
 
 
 @router.post("/stakeholders", status_code=201, response_model=AuthResponse)
@@ -54,7 +63,7 @@ async def login(body: LoginRequest, service: Service) -> Any:
 
 
 @router.get("/stakeholders/me", response_model=StakeholderPublic)
-async def me(principal: CurrentPrincipal, service: Service) -> StakeholderPublic:
+async def me(principal: CurrentPrincipal, service: ReadService) -> StakeholderPublic:
     return await service.get(principal.id)
 
 
@@ -64,12 +73,12 @@ async def update_me(body: StakeholderUpdate, principal: CurrentPrincipal, servic
 
 
 @router.post("/stakeholders/batch", response_model=Items[StakeholderPublic])
-async def batch(body: IdsRequest, service: Service) -> Items[StakeholderPublic]:
+async def batch(body: IdsRequest, service: ReadService) -> Items[StakeholderPublic]:
     return Items(items=await service.get_many(body.ids))
 
 
 @router.get("/stakeholders/{stakeholder_id}", response_model=StakeholderPublic)
-async def get_one(stakeholder_id: uuid.UUID, service: Service) -> StakeholderPublic:
+async def get_one(stakeholder_id: uuid.UUID, service: ReadService) -> StakeholderPublic:
     return await service.get(stakeholder_id)
 
 
@@ -82,7 +91,7 @@ async def grant_role(
 
 @router.get("/experts", response_model=Items[StakeholderPublic])
 async def experts(
-    service: Service, tag: Annotated[str, Query(max_length=40)], first: Annotated[int, Query()] = 10
+    service: ReadService, tag: Annotated[str, Query(max_length=40)], first: Annotated[int, Query()] = 10
 ) -> Items[StakeholderPublic]:
     return Items(items=await service.experts(tag, check_page_size(first)))
 
@@ -101,7 +110,7 @@ async def create_api_key(body: ApiKeyCreate, principal: CurrentPrincipal, servic
 
 
 @router.get("/api-keys", response_model=Items[ApiKeyPublic])
-async def list_api_keys(principal: CurrentPrincipal, service: Service) -> Items[ApiKeyPublic]:
+async def list_api_keys(principal: CurrentPrincipal, service: ReadService) -> Items[ApiKeyPublic]:
     return Items(items=await service.list_api_keys(principal))
 
 

@@ -11,7 +11,7 @@ from services.votes.domain import DEFAULT_WEIGHT
 from services.votes.models import MineRequest, VoteCreate, VotePublic, WithdrawResponse
 from services.votes.service import VoteService
 from shared.auth import CurrentPrincipal, WriterPrincipal
-from shared.db import SessionDep
+from shared.db import ReadSessionDep, SessionDep
 from shared.pagination import Items
 
 router = APIRouter()
@@ -22,6 +22,14 @@ async def get_service(session: SessionDep) -> VoteService:
 
 
 Service = Annotated[VoteService, Depends(get_service)]
+
+
+async def get_read_service(session: ReadSessionDep) -> VoteService:
+    return VoteService(session)
+
+
+# Routes that only read: no transaction around their queries (shared.db.ReadSessionDep).
+ReadService = Annotated[VoteService, Depends(get_read_service)]
 
 
 @router.put("/ideas/{idea_id}/vote", response_model=VotePublic)
@@ -37,5 +45,5 @@ async def withdraw_vote(idea_id: uuid.UUID, principal: WriterPrincipal, service:
 
 
 @router.post("/votes/mine", response_model=Items[VotePublic])
-async def my_votes(body: MineRequest, principal: CurrentPrincipal, service: Service) -> Items[VotePublic]:
+async def my_votes(body: MineRequest, principal: CurrentPrincipal, service: ReadService) -> Items[VotePublic]:
     return Items(items=await service.mine(principal, body.idea_ids))
