@@ -34,11 +34,8 @@ async def on_idea_refined(session: AsyncSession, _: Envelope, event: BaseModel) 
 
 
 async def _credit_on_idea(session: AsyncSession, idea_id: UUID, stakeholder_id: UUID, weight: int) -> None:
-    repo = StakeholderRepository(session)
-    tags = await repo.idea_tags(idea_id)
-    if tags is None:
+    if not await StakeholderRepository(session).credit_on_idea(stakeholder_id, idea_id, weight):
         raise IdeaNotYetKnown(str(idea_id))
-    await repo.credit(stakeholder_id, tags, weight)
 
 
 async def on_vote_cast(session: AsyncSession, _: Envelope, event: BaseModel) -> None:

@@ -9,7 +9,21 @@ from sqlalchemy import any_, func, literal, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.stakeholders.models import ApiKey, IdeaTags, LoginFailure, SigningKey, Stakeholder, TagActivity
+from services.stakeholders.models import ApiKey, LoginFailure, SigningKey, Stakeholder, TagActivity
+
+# Activity per (stakeholder, tag): one upsert for all of a credit's tags (DISTINCT: an upsert may
+# touch a row once per statement).
+_CREDIT_UPSERT = """
+    INSERT INTO tag_activity AS ta (stakeholder_id, tag, activity)
+    SELECT DISTINCT CAST(:s AS uuid), t, CAST(:a AS integer) FROM {source}
+    ON CONFLICT (stakeholder_id, tag) DO UPDATE SET activity = ta.activity + EXCLUDED.activity
+"""
+CREDIT_SQL = text(_CREDIT_UPSERT.format(source="unnest(CAST(:tags AS varchar[])) AS t"))
+CREDIT_ON_IDEA_SQL = text(
+    "WITH idea AS (SELECT tags FROM idea_tags WHERE idea_id = :i), credited AS ("
+    + _CREDIT_UPSERT.format(source="idea, unnest(idea.tags) AS t")
+    + ") SELECT EXISTS (SELECT 1 FROM idea) AS known"
+)
 
 
 class StakeholderRepository:
@@ -58,19 +72,13 @@ class StakeholderRepository:
         return list((await self.session.exec(query)).all())
 
     async def credit(self, stakeholder_id: uuid.UUID, tags: Sequence[str], amount: int) -> None:
-        for tag in tags:
-            await self.session.execute(
-                text(
-                    "INSERT INTO tag_activity (stakeholder_id, tag, activity) VALUES (:s, :t, :a) "
-                    "ON CONFLICT (stakeholder_id, tag) DO UPDATE SET activity = tag_activity.activity + :a"
-                ),
-                {"s": stakeholder_id, "t": tag, "a": amount},
-            )
+        await self.session.execute(CREDIT_SQL, {"s": stakeholder_id, "tags": list(tags), "a": amount})
 
-    async def idea_tags(self, idea_id: uuid.UUID) -> list[str] | None:
-        """The idea's tags; None when its proposal has not been seen yet."""
-        row = await self.session.get(IdeaTags, idea_id)
-        return list(row.tags) if row else None
+    async def credit_on_idea(self, stakeholder_id: uuid.UUID, idea_id: uuid.UUID, amount: int) -> bool:
+        """Credit `amount` to each of the idea's tags in one statement (a vote's only work here);
+        False when the idea's proposal has not been seen yet (nothing written)."""
+        row = (await self.session.execute(CREDIT_ON_IDEA_SQL, {"s": stakeholder_id, "i": idea_id, "a": amount})).one()
+        return bool(row.known)
 
     async def set_idea_tags(self, idea_id: uuid.UUID, tags: list[str]) -> None:
         await self.session.execute(
