@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 from shared.events.catalogue import (
     IdeaMerged,
@@ -243,10 +244,12 @@ def sum_deltas(deltas: Iterable[TallyDelta]) -> list[IdeaTallyChange]:
     ]
 
 
+@cache  # called for every kind of every idea on every page
 def voters_column(kind: StakeholderKind) -> str:
     return f"voters_{StakeholderKind(kind).value.lower()}"
 
 
+@cache
 def weight_column(kind: StakeholderKind) -> str:
     return f"weight_{StakeholderKind(kind).value.lower()}"
 
