@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from bench import report as rep
+from bench.floor import graphql_execution_floor
 from bench.load import GraphQLClient, LoadResult, Recorder, RequestError, closed_loop, paced_loop
 from bench.profile import Profiler
 from bench.resources import GROUPS, PYTHON_GROUPS, SERVICES, ProcessFinder, Sampler, cpu_delta, cpu_snapshot
@@ -681,6 +682,31 @@ class Bench:
             await client.aclose()
 
     # --- report --------------------------------------------------------------------------------
+    def floors(self) -> list[str]:
+        """Whether a ratio target can be met on this machine at all: the best rate each path
+        could reach if everything but one part of it cost nothing."""
+        cores = os.cpu_count() or 1
+        ceilings = {row.phase: row.rate for row in self.rows if row.phase.startswith("ceiling") and row.rate}
+        notes = []
+        postgres = self.cpu_per_vote.get("postgres")
+        if postgres and ceilings.get("ceiling (a)"):
+            best = cores * 1000 / postgres
+            notes.append(
+                f"floor (write): PostgreSQL alone spends {postgres:.2f} ms CPU per vote (the vote and its outbox row, "
+                f"the relay, the projections); with every Python process free, {cores} cores allow at most "
+                f"{best:,.0f} votes/s = {best / ceilings['ceiling (a)']:.2f} x ceiling (a) (target {WRITE_RATIO})"
+            )
+        if ceilings.get("ceiling (b)"):
+            ms, fields = graphql_execution_floor(READ, {"sort": "TOP"})
+            best = cores * 1000 / ms
+            notes.append(
+                f"floor (read): graphql-core alone executing the read query ({fields} fields, over in-memory data) "
+                f"costs {ms:.2f} ms CPU per page; with HTTP, strawberry, the services and PostgreSQL free, {cores} "
+                f"cores allow at most {best:,.0f} pages/s = {best / ceilings['ceiling (b)']:.2f} x ceiling (b) "
+                f"(target {READ_RATIO})"
+            )
+        return notes
+
     def report(self, started: datetime, machine: dict[str, str]) -> rep.Report:
         resources = []
         for name in GROUPS:
@@ -723,6 +749,7 @@ class Bench:
                 f"platform CPU per read request (average of the read phases): {total:.1f} ms; most in "
                 + ", ".join(f"{k} {read_cpu[k]:.1f} ms" for k in top),
             )
+        self.notes[3:3] = self.floors()
         load = os.getloadavg()[0]
         cores = os.cpu_count() or 1
         if float(machine["load"].split()[0]) > cores / 2 or load > cores:

@@ -78,6 +78,8 @@ def test_the_harness_runs_end_to_end_on_a_tiny_dataset(tmp_path: Path) -> None:
         if name in ("votes", "ideas", "gateway", "postgres"):  # each has work on every vote and every read
             assert row["cpu_s_per_1000_votes"] > 0 and row["cpu_ms_per_read"] > 0, row
         assert (row["passed"] is not None) == (name in SERVICES), row
+    floors = [note for note in report["notes"] if note.startswith("floor (")]
+    assert [f.split(")")[0] for f in floors] == ["floor (write", "floor (read"], report["notes"]
     seeding = report["seeding"]
     assert seeding["total_seconds"] > 0 and seeding["rows"]["vote"] > 0 and seeding["rows"]["idea"] > 0
 
