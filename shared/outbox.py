@@ -19,7 +19,7 @@ import asyncpg
 import orjson
 from nats.aio.client import Client as NATS
 from prometheus_client import Counter
-from sqlalchemy import Column, DateTime, LargeBinary, func, text
+from sqlalchemy import Column, DateTime, LargeBinary, func, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
@@ -48,18 +48,23 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
-def add_event(session: AsyncSession, event: Envelope) -> None:
-    """Stage `event` in the caller's transaction. The payload is validated by its catalogue
-    model here, so nothing malformed is ever published."""
+async def add_event(session: AsyncSession, event: Envelope) -> None:
+    """Write `event` in the caller's transaction. The payload is validated by its catalogue
+    model here, so nothing malformed is ever published. One INSERT statement, not an ORM object:
+    the unit-of-work flush of that object was ~9% of the votes service's CPU per vote."""
     payload_model(event.type).model_validate(event.data)
-    session.add(
-        OutboxMessage(
-            id=event.id,
-            subject=event.type,
-            payload=orjson.dumps(event.model_dump(mode="json")),
-            headers=inject_headers(),
-        )
+    await session.execute(
+        OUTBOX_INSERT,
+        {
+            "id": event.id,
+            "subject": event.type,
+            "payload": orjson.dumps(event.model_dump(mode="json")),
+            "headers": inject_headers(),
+        },
     )
+
+
+OUTBOX_INSERT = insert(OutboxMessage.__table__)  # type: ignore[attr-defined]
 
 
 class OutboxRelay:

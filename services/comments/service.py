@@ -96,7 +96,7 @@ class CommentService:
         event = domain.comment_added(
             comment.id, comment.idea_id, comment.author_id, comment.parent_id, comment.official, comment.created_at
         )
-        add_event(self.session, new_event(event, source=SOURCE, subject_id=comment.id))
+        await add_event(self.session, new_event(event, source=SOURCE, subject_id=comment.id))
         return public(comment, viewer)
 
     async def get(self, principal: Principal | None, comment_id: uuid.UUID) -> CommentPublic:
@@ -154,7 +154,7 @@ class CommentService:
             comment.hidden_by = event.hidden_by
             comment.hidden_at = utcnow()
             await self.repo.add(comment)
-            add_event(self.session, new_event(event, source=SOURCE, subject_id=comment.id))
+            await add_event(self.session, new_event(event, source=SOURCE, subject_id=comment.id))
         return public(comment, viewer)
 
     async def flag(self, principal: Principal, comment_id: uuid.UUID, reason: str) -> bool:

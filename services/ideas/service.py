@@ -141,7 +141,7 @@ class IdeaService:
             )
         )
         event = domain.proposed_event(idea.id, principal.id, title, tags, visible_to, idea.created_at)
-        add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
+        await add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
         return public(idea)
 
     async def refine(self, principal: Principal, idea_id: uuid.UUID, data: IdeaUpdate) -> IdeaPublic:
@@ -171,7 +171,7 @@ class IdeaService:
             )
         )
         event = domain.refined_event(idea.id, idea.version, principal.id, title, tags)
-        add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
+        await add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
         changed_live(self.session, idea.id)
         return public(idea)
 
@@ -190,7 +190,7 @@ class IdeaService:
         idea.updated_at = datetime.now(UTC)
         await self.repo.add(idea)
         event = domain.status_changed_event(idea.id, current, status, note, principal.id)
-        add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
+        await add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
         changed_live(self.session, idea.id)
         return public(idea)
 
@@ -212,7 +212,7 @@ class IdeaService:
         source.updated_at = datetime.now(UTC)
         await self.repo.add(source)
         event = domain.merged_event(source.id, target.id, principal.id)
-        add_event(self.session, new_event(event, source=SOURCE, subject_id=source.id))
+        await add_event(self.session, new_event(event, source=SOURCE, subject_id=source.id))
         changed_live(self.session, source.id)
         changed_live(self.session, target.id)
         return public(target)

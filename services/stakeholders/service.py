@@ -162,7 +162,7 @@ class StakeholderService:
             stakeholder.organization,
             stakeholder.expertise,
         )
-        add_event(self.session, new_event(event, source=SOURCE, subject_id=stakeholder.id))
+        await add_event(self.session, new_event(event, source=SOURCE, subject_id=stakeholder.id))
         return AuthResponse(token=self._token_for(stakeholder), stakeholder=public(stakeholder))
 
     async def login(self, email: str, password: str) -> AuthResponse | Problem:
@@ -213,7 +213,7 @@ class StakeholderService:
         target.role = role
         target.updated_at = datetime.now(UTC)
         await self.repo.add(target)
-        add_event(self.session, new_event(event, source=SOURCE, subject_id=target.id))
+        await add_event(self.session, new_event(event, source=SOURCE, subject_id=target.id))
         return public(target)
 
     async def update_profile(self, principal: Principal, data: StakeholderUpdate) -> StakeholderPublic:
@@ -240,7 +240,7 @@ class StakeholderService:
             stakeholder.organization,
             list(stakeholder.expertise),
         )
-        add_event(self.session, new_event(event, source=SOURCE, subject_id=stakeholder.id))
+        await add_event(self.session, new_event(event, source=SOURCE, subject_id=stakeholder.id))
         return public(stakeholder)
 
     async def experts(self, tag: str, first: int) -> list[StakeholderPublic]:

@@ -62,7 +62,7 @@ class VoteService:
             written.updated_at,
         )
         if event is not None:
-            add_event(self.session, new_event(event, source=SOURCE, subject_id=idea_id))
+            await add_event(self.session, new_event(event, source=SOURCE, subject_id=idea_id))
         return VotePublic(idea_id=idea_id, voter_id=principal.id, weight=written.weight, cast_at=written.cast_at)
 
     async def withdraw(self, principal: Principal, idea_id: uuid.UUID) -> bool:
@@ -73,7 +73,7 @@ class VoteService:
             return False
         weight, kind = result.removed
         event = domain.withdrawn_event(idea_id, principal.id, kind, weight)
-        add_event(self.session, new_event(event, source=SOURCE, subject_id=idea_id))
+        await add_event(self.session, new_event(event, source=SOURCE, subject_id=idea_id))
         return True
 
     async def mine(self, principal: Principal, idea_ids: list[uuid.UUID]) -> list[VotePublic]:
@@ -118,7 +118,7 @@ class VoteService:
         )
         await self.repo.delete_votes_on(source_id)
         for moved in domain.moved_events(source_id, target_id, moves):
-            add_event(self.session, new_event(moved, source=SOURCE, subject_id=source_id))
+            await add_event(self.session, new_event(moved, source=SOURCE, subject_id=source_id))
         log.info("votes_moved", source_id=str(source_id), target_id=str(target_id), moves=len(moves))
 
     async def _final_target(self, target_id: uuid.UUID) -> uuid.UUID:

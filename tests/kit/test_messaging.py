@@ -68,7 +68,7 @@ async def test_event_is_published_once_even_if_the_relay_crashes_before_marking_
     url, engine, maker, nc = kit
     event = registered(uuid.uuid4())
     async with maker() as session, session.begin():
-        add_event(session, event)
+        await add_event(session, event)
 
     class CrashAfterPublish(OutboxRelay):
         async def _mark_sent(self, conn: Any, ids: list[uuid.UUID]) -> None:
@@ -92,7 +92,7 @@ async def test_outbox_row_is_only_written_with_its_transaction(kit: Any) -> None
     event = registered(uuid.uuid4())
     with pytest.raises(RuntimeError):
         async with maker() as session, session.begin():
-            add_event(session, event)
+            await add_event(session, event)
             raise RuntimeError("the change fails")
     async with engine.connect() as conn:
         count = (await conn.execute(text("SELECT count(*) FROM outbox WHERE id = :i"), {"i": event.id})).scalar_one()
@@ -104,7 +104,7 @@ async def test_invalid_payload_never_reaches_the_outbox(kit: Any) -> None:
     bad = Envelope(type=SUBJECT, source="test", subject_id="x", data={"stakeholder_id": "not-a-uuid"})
     async with maker() as session:
         with pytest.raises(ValueError):
-            add_event(session, bad)
+            await add_event(session, bad)
 
 
 async def _run_until_handled(runner: ConsumerRunner, engine: Any, js: Any, durable: str, ids: list[uuid.UUID]) -> None:
@@ -185,7 +185,7 @@ async def test_one_trace_is_followed_from_a_request_through_the_outbox_into_a_co
     event = registered(uuid.uuid4())
     with tracer().start_as_current_span("gateway request") as request_span:
         async with maker() as session, session.begin():
-            add_event(session, event)  # the trace context is stored with the outbox row
+            await add_event(session, event)  # the trace context is stored with the outbox row
     origin = request_span.get_span_context().trace_id
 
     seen: list[int] = []
