@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -27,6 +27,7 @@ from shared.problems import CODE_FOR_STATUS, CONTRACT_CODES, Problem
 from shared.tracing import inject_headers
 
 JSON = dict[str, Any]
+C = TypeVar("C", bound="ServiceClient")
 
 UPSTREAM_REQUESTS = Counter("gateway_upstream_requests_total", "Calls to the services", ["service", "outcome"])
 UPSTREAM_LATENCY = Histogram("gateway_upstream_seconds", "Latency of calls to the services", ["service"])
@@ -68,13 +69,45 @@ def _forwarded_headers(token: str | None) -> dict[str, str]:
 
 
 class ServiceClient:
-    """One service: a shared keep-alive `httpx.AsyncClient` and the error mapping."""
+    """One service: its transport (a keep-alive pool) and the error mapping.
 
-    def __init__(self, name: str, http: httpx.AsyncClient, *, deadline: float) -> None:
+    Requests go straight to the transport: httpx's client layer (URL merging, cookies, auth,
+    redirects, hooks) has nothing to do between our own processes and cost ~85 µs per call."""
+
+    def __init__(
+        self, name: str, base_url: str, transport: httpx.AsyncBaseTransport, *, timeout: httpx.Timeout, deadline: float
+    ) -> None:
         self.name = name
-        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.transport = transport
+        self.timeout = timeout.as_dict()
         # Overall bound on one call, whatever the transport does (slow drip, stuck pool...).
         self.deadline = deadline
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str],
+        content: bytes | None = None,
+        params: list[tuple[str, str | int]] | None = None,
+        timeout: dict[str, float | None] | None = None,
+    ) -> httpx.Response:
+        request = httpx.Request(
+            method,
+            self.base_url + path,
+            params=params or None,
+            headers=headers,
+            content=content,
+            extensions={"timeout": timeout or self.timeout},
+        )
+        response = await self.transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def request(
         self,
@@ -93,13 +126,7 @@ class ServiceClient:
         start = time.perf_counter()
         try:
             async with asyncio.timeout(self.deadline):
-                response = await self.http.request(
-                    method,
-                    path,
-                    content=content,
-                    params=httpx.QueryParams(list(params)) if params else None,
-                    headers=headers,
-                )
+                response = await self.send(method, path, headers=headers, content=content, params=params)
         except (TimeoutError, httpx.TimeoutException) as exc:
             UPSTREAM_REQUESTS.labels(self.name, "timeout").inc()
             log.warning("upstream_timeout", service=self.name, method=method, path=path)
@@ -159,7 +186,7 @@ class ServiceClient:
     async def healthz(self, timeout: float = 2.0) -> bool:
         try:
             async with asyncio.timeout(timeout):
-                response = await self.http.get("/healthz", timeout=timeout)
+                response = await self.send("GET", "/healthz", headers={}, timeout=httpx.Timeout(timeout).as_dict())
         except (TimeoutError, httpx.HTTPError):
             return False
         return response.status_code == 200
@@ -351,13 +378,13 @@ class Services:
         return [self.stakeholders, self.ideas, self.votes, self.comments]
 
     async def aclose(self) -> None:
-        await asyncio.gather(*(c.http.aclose() for c in self.all()), return_exceptions=True)
+        await asyncio.gather(*(c.transport.aclose() for c in self.all()), return_exceptions=True)
 
 
 def build_services(
     settings: GatewaySettings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
 ) -> Services:
-    """One keep-alive client per service. `transports` (by service name) replaces the network
+    """One keep-alive pool per service. `transports` (by service name) replaces the network
     in tests (httpx.MockTransport)."""
     timeout = httpx.Timeout(
         settings.upstream_timeout, connect=min(settings.upstream_connect_timeout, settings.upstream_timeout)
@@ -366,18 +393,16 @@ def build_services(
     limits = httpx.Limits(max_connections=settings.upstream_max_connections, keepalive_expiry=30.0)
     deadline = settings.upstream_timeout + 1.0
 
-    def http(name: str, base_urls: str) -> httpx.AsyncClient:
+    def client(cls: type[C], name: str, base_urls: str) -> C:
         urls = [u.strip() for u in base_urls.split(",") if u.strip()]
         transport = (transports or {}).get(name) or (
             InstancesTransport(urls, limits) if len(urls) > 1 else AiohttpTransport(limits=limits)
         )
-        return httpx.AsyncClient(base_url=urls[0], timeout=timeout, transport=transport)
+        return cls(name, urls[0], transport, timeout=timeout, deadline=deadline)
 
     return Services(
-        stakeholders=StakeholdersClient(
-            "stakeholders", http("stakeholders", settings.stakeholders_url), deadline=deadline
-        ),
-        ideas=IdeasClient("ideas", http("ideas", settings.ideas_url), deadline=deadline),
-        votes=VotesClient("votes", http("votes", settings.votes_url), deadline=deadline),
-        comments=CommentsClient("comments", http("comments", settings.comments_url), deadline=deadline),
+        stakeholders=client(StakeholdersClient, "stakeholders", settings.stakeholders_url),
+        ideas=client(IdeasClient, "ideas", settings.ideas_url),
+        votes=client(VotesClient, "votes", settings.votes_url),
+        comments=client(CommentsClient, "comments", settings.comments_url),
     )
