@@ -190,6 +190,10 @@ def create_service_app(
         lifespan=lifespan,
         docs_url="/docs" if settings.is_development else None,
         redoc_url=None,
+        # RequestContextMiddleware makes the request's span (continuing the caller's trace) and
+        # the Prometheus metrics; FastAPI's own instrumentation would add a second server span and
+        # one span per dependency, endpoint and serialization on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     ops = _ops_router()
     route_methods = [
