@@ -12,7 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from gateway.clients import JSON, Services
 from gateway.live import LiveHub
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
+from gateway.stakeholder_cache import StakeholderCache
 from shared.auth import Principal
 from shared.problems import Problem
 
@@ -40,6 +41,7 @@ class Runtime:
     hub: LiveHub
     mutation_limiter: RateLimiter
     anonymous_limiter: RateLimiter
+    stakeholder_cache: StakeholderCache = field(default_factory=StakeholderCache)
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -73,9 +75,15 @@ class Loaders:
     """A fresh set per request (and per subscription event); each DataLoader is built on first
     use (most requests need one or two of them)."""
 
-    def __init__(self, services: Services, token: Callable[[], Awaitable[str | None]]) -> None:
+    def __init__(
+        self,
+        services: Services,
+        token: Callable[[], Awaitable[str | None]],
+        stakeholder_cache: StakeholderCache | None = None,
+    ) -> None:
         self._services = services
         self._token = token
+        self._stakeholder_cache = stakeholder_cache or StakeholderCache(ttl_seconds=0)
 
     @cached_property
     def stakeholders(self) -> DataLoader[uuid.UUID, JSON | None]:
@@ -117,10 +125,23 @@ class Loaders:
         with suppress(KeyError):
             self.ideas.clear(idea_id)
 
+    def stakeholder_changed(self, stakeholder_id: uuid.UUID, data: JSON) -> None:
+        """This request changed the stakeholder: its answer for this request, and no cached
+        copy for the next ones."""
+        self._stakeholder_cache.forget(stakeholder_id)
+        self.stakeholders.prime(stakeholder_id, data, force=True)
+
     async def _load_stakeholders(self, ids: list[uuid.UUID]) -> list[JSON | None]:
-        items = await self._services.stakeholders.batch(ids, await self._token())
-        by_id = {_uuid(item.get("id")): item for item in items}
-        return [by_id.get(i) for i in ids]
+        cache = self._stakeholder_cache
+        found = cache.get_many(ids)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            generation = cache.generation
+            items = await self._services.stakeholders.batch(missing, await self._token())
+            fetched = {key: item for item in items if (key := _uuid(item.get("id"))) is not None}
+            cache.put_many(fetched, read_at_generation=generation)
+            found.update(fetched)
+        return [found.get(i) for i in ids]
 
     async def _load_ideas(self, ids: list[uuid.UUID]) -> list[JSON | None]:
         items = await self._services.ideas.batch(ids, await self._token())
@@ -200,7 +221,7 @@ class GatewayContext:
         self._auth_error: Problem | None = None
         self._resolved = False
         self._lock = asyncio.Lock()
-        self.loaders = Loaders(self.services, self.token)
+        self.loaders = Loaders(self.services, self.token, self.runtime.stakeholder_cache)
 
     # --- auth ---------------------------------------------------------------------------------
     def set_authorization(self, authorization: str | None) -> None:
@@ -263,4 +284,4 @@ class GatewayContext:
     # --- loaders ------------------------------------------------------------------------------
     def reset_loaders(self) -> None:
         """Fresh caches (each operation on a WebSocket, each subscription event)."""
-        self.loaders = Loaders(self.services, self.token)
+        self.loaders = Loaders(self.services, self.token, self.runtime.stakeholder_cache)

@@ -27,6 +27,8 @@ from gateway.middleware import GatewayMiddleware
 from gateway.ratelimit import RateLimiter
 from gateway.schema import build_schema
 from gateway.settings import GatewaySettings
+from gateway.stakeholder_cache import SUBJECT as STAKEHOLDER_EVENTS
+from gateway.stakeholder_cache import StakeholderCache
 from gateway.view import GatewayGraphQL
 from shared.auth import verifier_from
 from shared.logs import configure_logging, get_logger
@@ -59,11 +61,15 @@ async def _metrics(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-async def _live_updates(settings: GatewaySettings, hub: LiveHub, stop: asyncio.Event) -> None:
-    """Connect to NATS in the background (endless retries) and subscribe once for the process."""
+async def _live_updates(
+    settings: GatewaySettings, hub: LiveHub, stakeholders: StakeholderCache, stop: asyncio.Event
+) -> None:
+    """Connect to NATS in the background (endless retries) and subscribe once for the process:
+    the live updates, and the stakeholder events that make cached stakeholders stale."""
     nc = await connect_nats_retrying(settings.nats_url, settings.service_name, stop)
     if nc is not None:
         await hub.start(nc)
+        await nc.subscribe(STAKEHOLDER_EVENTS, cb=stakeholders.on_event)
 
 
 def create_app(
@@ -100,11 +106,14 @@ def create_app(
             anonymous_limiter=RateLimiter(
                 settings.anonymous_mutation_rate_per_second, settings.anonymous_mutation_burst
             ),
+            stakeholder_cache=StakeholderCache(settings.stakeholder_cache_seconds, settings.stakeholder_cache_size),
         )
         app.state.runtime = runtime
         view.runtime = runtime
         stop = asyncio.Event()
-        task = asyncio.create_task(_live_updates(settings, live, stop)) if connect_nats else None
+        task = None
+        if connect_nats:
+            task = asyncio.create_task(_live_updates(settings, live, runtime.stakeholder_cache, stop))
         get_logger("gateway").info("gateway_started", port=settings.port, graphiql=settings.graphiql_enabled)
         try:
             yield

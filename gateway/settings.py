@@ -28,6 +28,10 @@ class GatewaySettings(TokenSettings):
     # API keys (bearer tokens that are not JWTs) are exchanged for a short-lived JWT, cached this long.
     api_key_token_cache_seconds: float = 30.0
     api_key_token_cache_size: int = 10_000
+    # Stakeholders (authors, voters) read from the stakeholders service are kept this long at most;
+    # their change events make every gateway forget them sooner. 0 turns the cache off.
+    stakeholder_cache_seconds: float = Field(30.0, ge=0)
+    stakeholder_cache_size: int = Field(10_000, ge=1)
 
     # None: on in development only.
     graphiql: bool | None = None

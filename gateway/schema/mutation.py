@@ -167,7 +167,7 @@ class Mutation:
         fields = ("display_name", "organization", "expertise")
         changes = {name: getattr(input, name) for name in fields if getattr(input, name) is not strawberry.UNSET}
         data = await info.context.services.stakeholders.update_me(changes, principal.token)
-        info.context.loaders.stakeholders.prime(principal.id, data, force=True)
+        info.context.loaders.stakeholder_changed(principal.id, data)
         return Stakeholder.from_data(data)
 
     @strawberry.mutation(description="ADMIN only.")
@@ -175,7 +175,7 @@ class Mutation:
         principal = await info.context.require_writer()
         target = require_id(stakeholder_id, "Stakeholder")
         data = await info.context.services.stakeholders.grant_role(target, role.value, principal.token)
-        info.context.loaders.stakeholders.prime(target, data, force=True)
+        info.context.loaders.stakeholder_changed(target, data)
         return Stakeholder.from_data(data)
 
     @strawberry.mutation(description="A new API key for integrations; its secret is in the answer, and only there.")

@@ -199,6 +199,11 @@ class FakeUpstream:
             if caller is None:
                 return problem(401, "UNAUTHENTICATED", "authentication required")
             return ok(self.stakeholders[caller.id])
+        if (method, path) == ("PATCH", "/stakeholders/me"):
+            if caller is None:
+                return problem(401, "UNAUTHENTICATED", "authentication required")
+            self.stakeholders[caller.id].update(body)
+            return ok(self.stakeholders[caller.id])
         if (method, path) == ("POST", "/auth/api-key-token"):
             token = self.api_keys.get(body.get("key", ""))
             if token is None:

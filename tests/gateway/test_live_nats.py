@@ -52,3 +52,25 @@ async def test_live_updates_from_nats(nats_url: str, fake: FakeUpstream) -> None
         finally:
             await publisher.close()
     assert not runtime.hub.connected
+
+
+@pytest.mark.asyncio
+async def test_a_stakeholder_event_on_nats_clears_the_cached_stakeholder(nats_url: str, fake: FakeUpstream) -> None:
+    app = create_app(GatewaySettings(log_json=False, nats_url=nats_url), transports=fake.transports())
+    async with app.router.lifespan_context(app):
+        runtime: Runtime = app.state.runtime
+        cache = runtime.stakeholder_cache
+        who = uuid.uuid4()
+        cache.put_many({who: {"id": str(who), "display_name": "Ada"}})
+        publisher = await connect_nats(nats_url, "test-publisher")
+        try:
+            envelope = {"type": "stakeholders.v1.stakeholder.updated", "subject_id": str(who), "data": {}}
+            for _ in range(500):  # until the gateway's subscription is in place and has seen it
+                await publisher.publish("stakeholders.v1.stakeholder.updated", orjson.dumps(envelope))
+                await publisher.flush()
+                await asyncio.sleep(0.01)
+                if not cache.get_many([who]):
+                    break
+            assert cache.get_many([who]) == {}
+        finally:
+            await publisher.close()

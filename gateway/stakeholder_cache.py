@@ -1,0 +1,82 @@
+"""Stakeholders as the gateway last read them, kept across requests.
+
+Nearly every page of ideas shows its authors, and the same few thousand people write most of
+them; asking the stakeholders service for them on every page was ~15% of the platform's CPU per
+read. What is cached is the service's public view of a stakeholder (the same for every caller).
+
+Fresh by events: the stakeholders service publishes `stakeholders.v1.stakeholder.updated` and
+`.role_granted` (through its outbox) and every gateway forgets that stakeholder when it sees one;
+this gateway's own updateProfile/grantRole answers replace the entry at once. A lost event (NATS
+down) is bounded by the TTL. A read that was in flight while an entry was forgotten does not
+store what it read (it may predate the change)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from nats.aio.msg import Msg
+from prometheus_client import Counter
+
+from shared.logs import get_logger
+
+JSON = dict[str, Any]
+SUBJECT = "stakeholders.v1.stakeholder.>"
+LOOKUPS = Counter("gateway_stakeholder_cache_total", "Stakeholder lookups by the gateway", ["outcome"])
+
+log = get_logger("gateway.stakeholder_cache")
+
+
+class StakeholderCache:
+    def __init__(self, ttl_seconds: float = 30.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: OrderedDict[uuid.UUID, tuple[JSON, float]] = OrderedDict()
+        # Bumped by every forget: a read started before it may hold the old version.
+        self.generation = 0
+
+    def get_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, JSON]:
+        if self.ttl <= 0:
+            return {}
+        now = time.monotonic()
+        found: dict[uuid.UUID, JSON] = {}
+        for key in ids:
+            entry = self._entries.get(key)
+            if entry is not None and entry[1] > now:
+                found[key] = entry[0]
+                self._entries.move_to_end(key)
+        LOOKUPS.labels("hit").inc(len(found))
+        LOOKUPS.labels("miss").inc(len(ids) - len(found))
+        return found
+
+    def put_many(self, items: Mapping[uuid.UUID, JSON], read_at_generation: int | None = None) -> None:
+        """Store what the service answered; skipped when something was forgotten since the read
+        began (`read_at_generation`), as that read may be older than the change."""
+        if self.ttl <= 0 or (read_at_generation is not None and read_at_generation != self.generation):
+            return
+        expires = time.monotonic() + self.ttl
+        for key, data in items.items():
+            self._entries[key] = (data, expires)
+            self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, stakeholder_id: uuid.UUID) -> None:
+        self.generation += 1
+        self._entries.pop(stakeholder_id, None)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+    async def on_event(self, msg: Msg) -> None:
+        """A stakeholder event from NATS: forget that stakeholder (unreadable: forget everyone)."""
+        try:
+            self.forget(uuid.UUID(str(orjson.loads(msg.data)["subject_id"])))
+        except (ValueError, KeyError, TypeError):
+            log.warning("stakeholder_event_unreadable", subject=msg.subject)
+            self.clear()
