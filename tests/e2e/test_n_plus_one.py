@@ -73,7 +73,8 @@ def test_a_page_of_ideas_costs_constant_upstream_calls(stack: Stack, crowd: Crow
     # The constant is small and the same for 10 as for 50: one list, one vote lookup, one comment
     # batch, and at most one stakeholder batch per relation (idea authors, comment authors,
     # voters). Relations whose upstream answers land in the same event-loop turn share one
-    # stakeholder batch, so that count is 1-3 depending on arrival order, never more per idea.
+    # stakeholder batch, and the gateway keeps stakeholders it has read (gateway/stakeholder_cache),
+    # so that count is 0-3 depending on arrival order and on what is cached, never more per idea.
     for size in (10, 50):
         assert costs[size]["ideas"] == 1 and costs[size]["votes"] == 1 and costs[size]["comments"] == 1, costs
-        assert 1 <= costs[size]["stakeholders"] <= 3, costs
+        assert 0 <= costs[size]["stakeholders"] <= 3, costs
