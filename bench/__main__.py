@@ -694,7 +694,7 @@ class Bench:
             notes.append(
                 f"floor (write): PostgreSQL alone spends {postgres:.2f} ms CPU per vote (the vote and its outbox row, "
                 f"the relay, the projections); with every Python process free, {cores} cores allow at most "
-                f"{best:,.0f} votes/s = {best / ceilings['ceiling (a)']:.2f} x ceiling (a) (target {WRITE_RATIO})"
+                f"{best:,.0f} votes/s = {best / ceilings['ceiling (a)']:.2f} x ceiling (a) (target {WRITE_RATIO:.2f})"
             )
         if ceilings.get("ceiling (b)"):
             ms, fields = graphql_execution_floor(READ, {"sort": "TOP"})
@@ -703,7 +703,7 @@ class Bench:
                 f"floor (read): graphql-core alone executing the read query ({fields} fields, over in-memory data) "
                 f"costs {ms:.2f} ms CPU per page; with HTTP, strawberry, the services and PostgreSQL free, {cores} "
                 f"cores allow at most {best:,.0f} pages/s = {best / ceilings['ceiling (b)']:.2f} x ceiling (b) "
-                f"(target {READ_RATIO})"
+                f"(target {READ_RATIO:.2f})"
             )
         return notes
 
