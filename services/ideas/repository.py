@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, any_, func, literal, literal_column, or_, text, true, tuple_
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,6 +18,9 @@ from services.ideas.models import Idea, IdeaRevision, IdeaSort
 from shared.events.catalogue import IdeaStatus, StakeholderKind
 
 ENGLISH: Any = literal_column("'english'::regconfig")
+# Pages and batches are read as plain rows of the idea table: no ORM identity map or instance
+# construction for 20-100 read-only ideas (service.public reads a row like an Idea).
+IDEA_TABLE: Any = Idea.__table__  # type: ignore[attr-defined]
 SEARCH_VECTOR: Any = literal_column("idea.search_vector")
 
 
@@ -89,25 +93,25 @@ class IdeaRepository:
         )
         return {idea.id: idea for idea in (await self.session.exec(query)).all()}
 
-    async def get_many(self, ids: Sequence[uuid.UUID], viewer: domain.Viewer | None) -> list[Idea]:
+    async def get_many(self, ids: Sequence[uuid.UUID], viewer: domain.Viewer | None) -> list[Any]:
+        """Rows (see IDEA_TABLE) of the visible ideas among `ids`."""
         if not ids:
             return []
-        query = select(Idea).where(col(Idea.id).in_(list(ids)), visible_clause(viewer))
-        return list((await self.session.exec(query)).all())
+        query = sa_select(IDEA_TABLE).where(col(Idea.id).in_(list(ids)), visible_clause(viewer))
+        return list((await self.session.execute(query)).all())
 
     async def add(self, idea: Idea) -> None:
         self.session.add(idea)
         await self.session.flush()
 
-    async def page(
-        self, flt: IdeaFilter, sort: IdeaSort, after: tuple[Any, uuid.UUID] | None, limit: int
-    ) -> list[Idea]:
+    async def page(self, flt: IdeaFilter, sort: IdeaSort, after: tuple[Any, uuid.UUID] | None, limit: int) -> list[Any]:
+        """Rows (see IDEA_TABLE), best first."""
         key = sort_column(sort, flt.segment)
-        query = select(Idea).where(*flt.clauses())
+        query = sa_select(IDEA_TABLE).where(*flt.clauses())
         if after is not None:
             query = query.where(tuple_(key, col(Idea.id)) < tuple_(literal(after[0]), literal(after[1])))
         query = query.order_by(key.desc(), col(Idea.id).desc()).limit(limit)
-        return list((await self.session.exec(query)).all())
+        return list((await self.session.execute(query)).all())
 
     async def count(self, flt: IdeaFilter) -> int:
         query = select(func.count()).select_from(Idea).where(*flt.clauses())

@@ -47,7 +47,8 @@ def viewer_of(principal: Principal | None) -> domain.Viewer | None:
     return None if principal is None else domain.Viewer(id=principal.id, kind=principal.kind, role=principal.role)
 
 
-def public(idea: Idea) -> IdeaPublic:
+def public(idea: Any) -> IdeaPublic:
+    """The public view of an Idea, or of a row of the idea table (repository.IDEA_TABLE)."""
     counts = {c: getattr(idea, c) for k in domain.KINDS for c in (domain.voters_column(k), domain.weight_column(k))}
     return IdeaPublic(
         id=idea.id,
@@ -79,7 +80,7 @@ def cursor_key(sort: IdeaSort, segment: StakeholderKind | None) -> str:
     return str(sort_column(sort, segment).key)
 
 
-def encode_position(key: str, idea: Idea) -> str:
+def encode_position(key: str, idea: Any) -> str:
     value = getattr(idea, key)
     return encode_cursor([key, value.isoformat() if isinstance(value, datetime) else value, str(idea.id)])
 
