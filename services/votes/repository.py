@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.votes.domain import NO_WITHDRAW_STATUSES, IdeaView, StoredVote
@@ -136,15 +137,19 @@ class VoteRepository:
         result = await self.session.exec(select(Vote).where(Vote.idea_id == idea_id, Vote.voter_id == voter_id))
         return result.first()
 
-    async def mine(self, voter_id: uuid.UUID, idea_ids: Sequence[uuid.UUID]) -> list[Vote]:
+    async def mine(self, voter_id: uuid.UUID, idea_ids: Sequence[uuid.UUID]) -> list[Any]:
+        """Rows (idea_id, voter_id, weight, cast_at) of the voter's votes among `idea_ids`: one
+        statement text whatever the number of ids (an array, not an expanded IN list)."""
         if not idea_ids:
             return []
-        query = (
-            select(Vote)
-            .where(Vote.voter_id == voter_id, col(Vote.idea_id).in_(list(idea_ids)))
-            .order_by(col(Vote.idea_id))
+        rows = await self.session.execute(
+            text(
+                "SELECT idea_id, voter_id, weight, cast_at FROM vote "
+                "WHERE voter_id = :v AND idea_id = ANY(CAST(:ids AS uuid[])) ORDER BY idea_id"
+            ),
+            {"v": voter_id, "ids": list(idea_ids)},
         )
-        return list((await self.session.exec(query)).all())
+        return list(rows.all())
 
     async def votes_on(self, idea_id: uuid.UUID) -> list[StoredVote]:
         rows = await self.session.execute(

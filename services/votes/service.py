@@ -4,11 +4,12 @@ runner) commits, so a vote and its event are committed together or not at all.""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.votes import domain
-from services.votes.models import Vote, VotePublic
+from services.votes.models import VotePublic
 from services.votes.repository import VoteRepository
 from shared.auth import Principal
 from shared.events.catalogue import IdeaMerged, IdeaProposed, IdeaStatus, IdeaStatusChanged
@@ -28,7 +29,8 @@ def caller_of(principal: Principal) -> domain.Caller:
     return domain.Caller(id=principal.id, kind=principal.kind, role=principal.role)
 
 
-def public(vote: Vote) -> VotePublic:
+def public(vote: Any) -> VotePublic:
+    """The public view of a Vote, or of a row with its columns."""
     return VotePublic(idea_id=vote.idea_id, voter_id=vote.voter_id, weight=vote.weight, cast_at=vote.cast_at)
 
 
