@@ -134,6 +134,9 @@ class LiveHub:
 
     def dispatch(self, subject: str, data: bytes) -> None:
         """Route one message to the local listeners (never raises)."""
+        if not self._listeners:  # nobody subscribed here: every vote's messages cost nothing
+            RECEIVED.labels(subject.split(".", 1)[0]).inc()
+            return
         try:
             payload = orjson.loads(data) if data else {}
         except orjson.JSONDecodeError:
