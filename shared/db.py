@@ -8,8 +8,8 @@ statements to agree uses `SessionDep`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -75,3 +75,20 @@ async def read_session_dependency(request: Request) -> AsyncIterator[AsyncSessio
 
 SessionDep = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
 ReadSessionDep = Annotated[AsyncSession, Depends(read_session_dependency, scope="function")]
+
+
+S = TypeVar("S")
+
+
+def service_dependencies(make: Callable[[AsyncSession, Request], S]) -> tuple[Any, Any]:
+    """`(Service, ReadService)` for a service's routes: each builds the use-case object with
+    `make(session, request)`, on the request's transaction (Service) or, for routes that only
+    read, on an autocommit session (ReadService)."""
+
+    async def with_transaction(request: Request, session: SessionDep) -> S:
+        return make(session, request)
+
+    async def read_only(request: Request, session: ReadSessionDep) -> S:
+        return make(session, request)
+
+    return Annotated[Any, Depends(with_transaction)], Annotated[Any, Depends(read_only)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from services.comments.models import (
     ByIdeasRequest,
@@ -19,25 +19,14 @@ from services.comments.models import (
 )
 from services.comments.service import CommentService
 from shared.auth import OptionalPrincipal, WriterPrincipal
-from shared.db import ReadSessionDep, SessionDep
+from shared.db import service_dependencies
 from shared.pagination import Items, Page
 
 router = APIRouter()
 
 
-async def get_service(session: SessionDep) -> CommentService:
-    return CommentService(session)
-
-
-Service = Annotated[CommentService, Depends(get_service)]
-
-
-async def get_read_service(session: ReadSessionDep) -> CommentService:
-    return CommentService(session)
-
-
-# Routes that only read: no transaction around their queries (shared.db.ReadSessionDep).
-ReadService = Annotated[CommentService, Depends(get_read_service)]
+# Service: on the request's transaction; ReadService: routes that only read (no transaction).
+Service, ReadService = service_dependencies(lambda session, _: CommentService(session))
 
 
 @router.post("/ideas/{idea_id}/comments", status_code=201, response_model=CommentPublic)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from services.ideas.models import (
     IdeaCreate,
@@ -19,26 +19,15 @@ from services.ideas.models import (
 )
 from services.ideas.service import IdeaService
 from shared.auth import OptionalPrincipal, WriterPrincipal
-from shared.db import ReadSessionDep, SessionDep
+from shared.db import service_dependencies
 from shared.events.catalogue import IdeaStatus, StakeholderKind
 from shared.pagination import Items, Page, check_page_size
 
 router = APIRouter()
 
 
-async def get_service(session: SessionDep) -> IdeaService:
-    return IdeaService(session)
-
-
-Service = Annotated[IdeaService, Depends(get_service)]
-
-
-async def get_read_service(session: ReadSessionDep) -> IdeaService:
-    return IdeaService(session)
-
-
-# Routes that only read: no transaction around their queries (shared.db.ReadSessionDep).
-ReadService = Annotated[IdeaService, Depends(get_read_service)]
+# Service: on the request's transaction; ReadService: routes that only read (no transaction).
+Service, ReadService = service_dependencies(lambda session, _: IdeaService(session))
 
 
 @router.post("/ideas", status_code=201, response_model=IdeaPublic)

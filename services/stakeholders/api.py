@@ -6,7 +6,8 @@ import uuid
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
 
 from services.stakeholders.models import (
@@ -25,28 +26,20 @@ from services.stakeholders.models import (
 )
 from services.stakeholders.service import Keyring, StakeholderService
 from shared.auth import CurrentPrincipal
-from shared.db import ReadSessionDep, SessionDep
+from shared.db import service_dependencies
 from shared.pagination import Items, check_page_size
 from shared.problems import Problem, problem_response
 
 router = APIRouter()
 
 
-async def get_service(request: Request, session: SessionDep) -> StakeholderService:
+def _service(session: AsyncSession, request: Request) -> StakeholderService:
     keyring: Keyring = request.app.state.keyring
     return StakeholderService(session, keyring)
 
 
-Service = Annotated[StakeholderService, Depends(get_service)]
-
-
-async def get_read_service(request: Request, session: ReadSessionDep) -> StakeholderService:
-    keyring: Keyring = request.app.state.keyring
-    return StakeholderService(session, keyring)
-
-
-# Routes that only read: no transaction around their queries (shared.db.ReadSessionDep).
-ReadService = Annotated[StakeholderService, Depends(get_read_service)]
+# Service: on the request's transaction; ReadService: routes that only read (no transaction).
+Service, ReadService = service_dependencies(_service)
 
 
 @router.post("/stakeholders", status_code=201, response_model=AuthResponse)

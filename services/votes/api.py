@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from services.votes.domain import DEFAULT_WEIGHT
 from services.votes.models import MineRequest, VoteCreate, VotePublic, WithdrawResponse
 from services.votes.service import VoteService
 from shared.auth import CurrentPrincipal, WriterPrincipal
-from shared.db import ReadSessionDep, SessionDep
+from shared.db import service_dependencies
 from shared.pagination import Items
 
 router = APIRouter()
 
 
-async def get_service(session: SessionDep) -> VoteService:
-    return VoteService(session)
-
-
-Service = Annotated[VoteService, Depends(get_service)]
-
-
-async def get_read_service(session: ReadSessionDep) -> VoteService:
-    return VoteService(session)
-
-
-# Routes that only read: no transaction around their queries (shared.db.ReadSessionDep).
-ReadService = Annotated[VoteService, Depends(get_read_service)]
+# Service: on the request's transaction; ReadService: routes that only read (no transaction).
+Service, ReadService = service_dependencies(lambda session, _: VoteService(session))
 
 
 @router.put("/ideas/{idea_id}/vote", response_model=VotePublic)
