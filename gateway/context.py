@@ -79,11 +79,11 @@ class Loaders:
         self,
         services: Services,
         token: Callable[[], Awaitable[str | None]],
-        stakeholder_cache: StakeholderCache | None = None,
+        stakeholder_cache: StakeholderCache,
     ) -> None:
         self._services = services
         self._token = token
-        self._stakeholder_cache = stakeholder_cache or StakeholderCache(ttl_seconds=0)
+        self._stakeholder_cache = stakeholder_cache
 
     @cached_property
     def stakeholders(self) -> DataLoader[uuid.UUID, JSON | None]:
@@ -221,7 +221,7 @@ class GatewayContext:
         self._auth_error: Problem | None = None
         self._resolved = False
         self._lock = asyncio.Lock()
-        self.loaders = Loaders(self.services, self.token, self.runtime.stakeholder_cache)
+        self.reset_loaders()
 
     # --- auth ---------------------------------------------------------------------------------
     def set_authorization(self, authorization: str | None) -> None:
@@ -283,5 +283,6 @@ class GatewayContext:
 
     # --- loaders ------------------------------------------------------------------------------
     def reset_loaders(self) -> None:
-        """Fresh caches (each operation on a WebSocket, each subscription event)."""
+        """Fresh per-request caches (the request itself, each operation on a WebSocket, each
+        subscription event)."""
         self.loaders = Loaders(self.services, self.token, self.runtime.stakeholder_cache)
