@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
-from collections import OrderedDict
 from typing import Protocol
+
+from cachetools import TLRUCache
 
 from shared.auth import Principal
 from shared.problems import Problem
@@ -55,10 +55,10 @@ class Authenticator:
     ) -> None:
         self._verifier = verifier
         self._exchanger = exchanger
-        self._ttl = api_key_ttl
-        self._cache_size = cache_size
-        # sha256(api key) -> (JWT, time it stops being used)
-        self._tokens: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        # sha256(api key) -> JWT, used for api_key_ttl seconds
+        self._tokens: TLRUCache[str, str] = TLRUCache(
+            maxsize=cache_size, ttu=lambda _key, _token, now: now + api_key_ttl
+        )
         self._inflight: dict[str, asyncio.Future[str]] = {}
 
     async def authenticate(self, credential: str) -> Principal:
@@ -81,9 +81,8 @@ class Authenticator:
     async def _token_for_api_key(self, key: str) -> str:
         cache_key = _key(key)
         cached = self._tokens.get(cache_key)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
+        if cached is not None:
+            return cached
         # One exchange at a time per key, however many requests arrive together.
         if (pending := self._inflight.get(cache_key)) is not None:
             try:
@@ -107,10 +106,7 @@ class Authenticator:
             if self._inflight.get(cache_key) is future:
                 del self._inflight[cache_key]
         future.set_result(token)
-        self._tokens[cache_key] = (token, time.monotonic() + self._ttl)
-        self._tokens.move_to_end(cache_key)
-        while len(self._tokens) > self._cache_size:
-            self._tokens.popitem(last=False)
+        self._tokens[cache_key] = token
         return token
 
 

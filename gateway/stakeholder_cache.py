@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+from cachetools import TLRUCache
 from nats.aio.msg import Msg
 from prometheus_client import Counter
 
@@ -34,21 +34,16 @@ log = get_logger("gateway.stakeholder_cache")
 class StakeholderCache:
     def __init__(self, ttl_seconds: float = 30.0, max_entries: int = 10_000) -> None:
         self.ttl = ttl_seconds
-        self.max_entries = max_entries
-        self._entries: OrderedDict[uuid.UUID, tuple[JSON, float]] = OrderedDict()
+        self._entries: TLRUCache[uuid.UUID, JSON] = TLRUCache(
+            maxsize=max_entries, ttu=lambda _key, _data, now: now + ttl_seconds, timer=time.monotonic
+        )
         # Bumped by every forget: a read started before it may hold the old version.
         self.generation = 0
 
     def get_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, JSON]:
         if self.ttl <= 0:
             return {}
-        now = time.monotonic()
-        found: dict[uuid.UUID, JSON] = {}
-        for key in ids:
-            entry = self._entries.get(key)
-            if entry is not None and entry[1] > now:
-                found[key] = entry[0]
-                self._entries.move_to_end(key)
+        found = {key: data for key in ids if (data := self._entries.get(key)) is not None}
         LOOKUPS.labels("hit").inc(len(found))
         LOOKUPS.labels("miss").inc(len(ids) - len(found))
         return found
@@ -58,12 +53,7 @@ class StakeholderCache:
         began (`read_at_generation`), as that read may be older than the change."""
         if self.ttl <= 0 or (read_at_generation is not None and read_at_generation != self.generation):
             return
-        expires = time.monotonic() + self.ttl
-        for key, data in items.items():
-            self._entries[key] = (data, expires)
-            self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._entries.update(items)
 
     def forget(self, stakeholder_id: uuid.UUID) -> None:
         self.generation += 1

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import httpx
 import jwt
+from cachetools import TLRUCache
 from fastapi import Depends, Request
 from jwt import PyJWK
 
@@ -63,6 +64,7 @@ class JwtVerifier:
         audience: str,
         min_refresh_interval: float = 5.0,
         cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._jwks_url = jwks_url
         self._issuer = issuer
@@ -76,9 +78,10 @@ class JwtVerifier:
         self._last_refresh = 0.0
         self._min_refresh_interval = min_refresh_interval
         self._lock = asyncio.Lock()
-        # token -> (principal, exp, kid): tokens verified already
-        self._verified: OrderedDict[str, tuple[Principal, float, str | None]] = OrderedDict()
-        self._cache_size = cache_size
+        # token -> (principal, exp, kid): tokens verified already, each until its exp
+        self._verified: TLRUCache[str, tuple[Principal, float, str | None]] = TLRUCache(
+            maxsize=cache_size, ttu=lambda _token, entry, _now: entry[1], timer=clock
+        )
 
     async def _refresh(self) -> None:
         if self._jwks_url is None:
@@ -103,8 +106,10 @@ class JwtVerifier:
                     raise Problem("UNAVAILABLE", "cannot fetch signing keys")
                 return
             self._keys = {k["kid"]: PyJWK(k, algorithm=ALGORITHM).key for k in jwks.get("keys", [])}
-            for token in [t for t, (_, _, kid) in self._verified.items() if kid not in self._keys]:
-                del self._verified[token]
+            for token in list(self._verified):
+                entry = self._verified.get(token)
+                if entry is not None and entry[2] not in self._keys:
+                    del self._verified[token]
 
     async def _key_for(self, kid: str | None) -> Any:
         if self._static_key is not None:
@@ -122,14 +127,9 @@ class JwtVerifier:
     async def verify(self, token: str) -> Principal:
         cached = self._verified.get(token)
         if cached is not None:
-            if cached[1] > time.time():
-                self._verified.move_to_end(token)
-                return cached[0]
-            del self._verified[token]
+            return cached[0]
         principal, exp, kid = await self._verify(token)
         self._verified[token] = (principal, exp, kid)
-        if len(self._verified) > self._cache_size:
-            self._verified.popitem(last=False)
         return principal
 
     async def _verify(self, token: str) -> tuple[Principal, float, str | None]:
