@@ -27,6 +27,7 @@ from shared.logs import get_logger
 JSON = dict[str, Any]
 SUBJECT = "stakeholders.v1.stakeholder.>"
 LOOKUPS = Counter("gateway_stakeholder_cache_total", "Stakeholder lookups by the gateway", ["outcome"])
+HITS, MISSES = LOOKUPS.labels("hit"), LOOKUPS.labels("miss")
 
 log = get_logger("gateway.stakeholder_cache")
 
@@ -44,8 +45,8 @@ class StakeholderCache:
         if self.ttl <= 0:
             return {}
         found = {key: data for key in ids if (data := self._entries.get(key)) is not None}
-        LOOKUPS.labels("hit").inc(len(found))
-        LOOKUPS.labels("miss").inc(len(ids) - len(found))
+        HITS.inc(len(found))
+        MISSES.inc(len(ids) - len(found))
         return found
 
     def put_many(self, items: Mapping[uuid.UUID, JSON], read_at_generation: int | None = None) -> None:
