@@ -134,8 +134,8 @@ class LiveHub:
 
     def dispatch(self, subject: str, data: bytes) -> None:
         """Route one message to the local listeners (never raises)."""
+        RECEIVED.labels(subject.split(".", 1)[0]).inc()
         if not self._listeners:  # nobody subscribed here: every vote's messages cost nothing
-            RECEIVED.labels(subject.split(".", 1)[0]).inc()
             return
         try:
             payload = orjson.loads(data) if data else {}
@@ -145,7 +145,6 @@ class LiveHub:
         if not isinstance(payload, dict):
             return
         body: dict[str, Any] = payload.get("data") if isinstance(payload.get("data"), dict) else payload  # type: ignore[assignment]
-        RECEIVED.labels(subject.split(".", 1)[0]).inc()
         if subject.startswith("live.idea."):
             self._notify_idea(body.get("idea_id") or subject.rsplit(".", 1)[-1], LIVE)
         elif subject.startswith("ideas.v1.idea."):
