@@ -19,6 +19,7 @@ import httpx
 import psutil
 
 from devstack.servers import free_port
+from devstack.waiting import eventually_blocking
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -146,11 +147,4 @@ class GraphQL:
 
 def eventually(check: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:
     """Poll until `check()` returns a truthy value (bounded; not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+    return eventually_blocking(check, timeout=timeout, interval=interval)

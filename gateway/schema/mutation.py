@@ -179,7 +179,7 @@ class Mutation:
         return Stakeholder.from_data(data)
 
     @strawberry.mutation(description="A new API key for integrations; its secret is in the answer, and only there.")
-    async def create_api_key(self, info: GInfo, label: str, scope: ApiKeyScope = ApiKeyScope.READ) -> ApiKeyWithSecret:
+    async def create_api_key(self, info: GInfo, label: str, scope: ApiKeyScope) -> ApiKeyWithSecret:
         principal = await _key_manager(info)
         data = await info.context.services.stakeholders.create_api_key(label, scope.value, principal.token)
         return ApiKeyWithSecret.from_data(data)

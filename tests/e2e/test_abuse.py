@@ -221,7 +221,7 @@ def test_nul_characters_are_bad_user_input_never_unavailable(url: str, crowd: Cr
             "mutation($id: ID!, $r: String!) { flagComment(id: $id, reason: $r) }",
             {"id": remark["id"], "r": f"r{nul}"},
         ),
-        (member, "mutation($l: String!) { createApiKey(label: $l) { id } }", {"l": f"l{nul}"}),
+        (member, "mutation($l: String!) { createApiKey(label: $l, scope: READ) { id } }", {"l": f"l{nul}"}),
         (member, "mutation($d: String) { updateProfile(input: {displayName: $d}) { id } }", {"d": f"d{nul}"}),
         (member, "mutation($d: String) { updateProfile(input: {organization: $d}) { id } }", {"d": f"d{nul}"}),
         (member, "query($t: String!) { ideas(search: $t) { totalCount } }", {"t": f"a{nul}"}),

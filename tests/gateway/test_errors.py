@@ -133,7 +133,7 @@ async def test_mutations_need_a_token(gateway: Gateway, fake: FakeUpstream) -> N
         ('mutation($id: ID!) { flagComment(id: $id, reason: "x") }', {"id": idea}),
         ('mutation($id: ID!) { hideComment(id: $id, reason: "x") { id } }', {"id": idea}),
         ("mutation($id: ID!) { grantRole(stakeholderId: $id, role: ADMIN) { id } }", {"id": idea}),
-        ('mutation { createApiKey(label: "ci") { secret } }', {}),
+        ('mutation { createApiKey(label: "ci", scope: READ) { secret } }', {}),
         ("mutation($id: ID!) { revokeApiKey(id: $id) }", {"id": idea}),
     ]
     for query, variables in mutations:
