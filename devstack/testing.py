@@ -25,9 +25,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from devstack.servers import EmbeddedNats, EmbeddedPostgres, create_databases_sync, free_port
-from shared.auth import TokenIssuer
+from shared.auth import Principal, Scope, TokenIssuer
+from shared.events.catalogue import Role, StakeholderKind
 from shared.migrations import upgrade
 from shared.settings import ServiceSettings
+
+
+def principal(
+    kind: str = "CUSTOMER", role: str = "MEMBER", id: uuid.UUID | None = None, scope: str = "read-write"
+) -> Principal:
+    """A caller for pure unit tests of the domains and the visibility rule."""
+    return Principal(id or uuid.uuid4(), StakeholderKind(kind), Role(role), Scope(scope))
 
 
 @dataclass

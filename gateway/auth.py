@@ -13,10 +13,8 @@ from typing import Protocol
 
 from cachetools import TLRUCache
 
-from shared.auth import Principal
+from shared.auth import Principal, looks_like_jwt
 from shared.problems import Problem
-
-API_KEY_PREFIX = "ccp_"
 
 
 class TokenVerifier(Protocol):
@@ -25,23 +23,6 @@ class TokenVerifier(Protocol):
 
 class ApiKeyExchanger(Protocol):
     async def exchange_api_key(self, key: str) -> str: ...
-
-
-def parse_authorization(value: object) -> str | None:
-    """The bearer token of an Authorization value; None when absent."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise Problem("UNAUTHENTICATED", "expected 'Authorization: Bearer <token>'")
-    scheme, _, token = value.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Problem("UNAUTHENTICATED", "expected 'Authorization: Bearer <token>'")
-    return token
-
-
-def looks_like_jwt(token: str) -> bool:
-    return not token.startswith(API_KEY_PREFIX) and token.count(".") == 2
 
 
 class Authenticator:

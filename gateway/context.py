@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from gateway.auth import Authenticator, looks_like_jwt, parse_authorization
+from gateway.auth import Authenticator
 from gateway.clients import JSON, Services
 from gateway.live import LiveHub
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.stakeholder_cache import StakeholderCache
-from shared.auth import Principal
+from shared.auth import WRITER, Principal, Requirement, parse_bearer
 from shared.problems import Problem
 
 MAX_BATCH = 100
@@ -240,7 +240,7 @@ class GatewayContext:
             async with self._lock:
                 if not self._resolved:
                     try:
-                        credential = parse_authorization(self._authorization)
+                        credential = parse_bearer(self._authorization)
                         if credential is not None:
                             self._principal = await self.runtime.authenticator.authenticate(credential)
                     except Problem as problem:
@@ -262,19 +262,10 @@ class GatewayContext:
             raise Problem("UNAUTHENTICATED", "authentication required")
         return principal
 
-    def via_api_key(self) -> bool:
-        """True when the caller authenticated with an integrator API key (not a login token)."""
-        try:
-            credential = parse_authorization(self._authorization)
-        except Problem:
-            return False
-        return credential is not None and not looks_like_jwt(credential)
-
-    async def require_writer(self) -> Principal:
-        """For every mutation but register/login: a token with write scope, within the rate limit."""
-        principal = await self.require_principal()
-        if principal.scope == "read":
-            raise Problem("FORBIDDEN", "this API key is read-only")
+    async def require(self, requirement: Requirement = WRITER) -> Principal:
+        """For every mutation but register/login: the mutation's requirement on its caller (a token
+        with write scope, by default), within the per-stakeholder rate limit."""
+        principal = requirement.check(await self.require_principal())
         self.runtime.mutation_limiter.check(str(principal.id))
         return principal
 

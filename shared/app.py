@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import optional_principal, require_principal, require_writer, verifier_from
+from shared.auth import Requirement, optional_principal, require_principal, verifier_from
 from shared.consumer import ConsumerRunner, Subscription
 from shared.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from shared.logs import configure_logging, get_logger
@@ -253,7 +253,7 @@ def _auth_need(dependant: Dependant) -> str | None:
     """Whether the route reads the caller's JWT: "required", "optional", or None."""
     found: str | None = None
     for dep in dependant.dependencies:
-        if dep.call in (require_principal, require_writer):
+        if dep.call is require_principal or isinstance(dep.call, Requirement):
             return "required"
         if dep.call is optional_principal:
             found = "optional"

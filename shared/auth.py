@@ -15,7 +15,8 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Annotated, Any
 
 import httpx
@@ -24,33 +25,91 @@ from cachetools import TLRUCache
 from fastapi import Depends, Request
 from jwt import PyJWK
 
+from shared.events.catalogue import Role, StakeholderKind
 from shared.problems import Problem, forbidden, unauthenticated
 from shared.settings import TokenSettings
 
 ALGORITHM = "EdDSA"
-ROLE_RANK = {"MEMBER": 0, "MODERATOR": 1, "PRODUCT_TEAM": 2, "ADMIN": 3}
+# Integrator API keys are bearer secrets with this prefix; anything else with two dots is a JWT.
+API_KEY_PREFIX = "ccp_"
+
+# PRODUCT_TEAM and ADMIN: see every idea, triage, answer officially.
+STAFF_ROLES = frozenset({Role.PRODUCT_TEAM, Role.ADMIN})
+# ...and MODERATOR: hide comments, read hidden bodies and flags.
+MODERATOR_ROLES = STAFF_ROLES | {Role.MODERATOR}
 
 
-@dataclass(frozen=True)
+class Scope(StrEnum):
+    """What a token may do: people's tokens READ_WRITE; an integrator API key READ or READ_WRITE."""
+
+    READ = "read"
+    READ_WRITE = "read-write"
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
-    id: uuid.UUID
-    kind: str
-    role: str
-    # "read-write" for people; an integrator API key may be "read".
-    scope: str = "read-write"
-    token: str = ""
+    """The caller, as every service and the gateway see it: from a verified access token."""
 
-    def has_role(self, *roles: str) -> bool:
-        return self.role in roles
+    id: uuid.UUID
+    kind: StakeholderKind
+    role: Role
+    scope: Scope = Scope.READ_WRITE
+    token: str = field(default="", repr=False)
+    # The token's origin: None for a session (register/login), else the API key it was made from.
+    api_key_id: uuid.UUID | None = None
 
     @property
     def is_staff(self) -> bool:
-        """PRODUCT_TEAM and ADMIN see every idea and triage."""
-        return self.role in ("PRODUCT_TEAM", "ADMIN")
+        return self.role in STAFF_ROLES
 
     @property
     def is_moderator(self) -> bool:
-        return self.role in ("MODERATOR", "PRODUCT_TEAM", "ADMIN")
+        return self.role in MODERATOR_ROLES
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope is Scope.READ_WRITE
+
+    @property
+    def via_api_key(self) -> bool:
+        return self.api_key_id is not None
+
+
+def parse_bearer(value: object) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value; None when there is none."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise unauthenticated("expected 'Authorization: Bearer <token>'")
+    scheme, _, token = value.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise unauthenticated("expected 'Authorization: Bearer <token>'")
+    return token
+
+
+def looks_like_jwt(token: str) -> bool:
+    return not token.startswith(API_KEY_PREFIX) and token.count(".") == 2
+
+
+def _claims_principal(claims: dict[str, Any], token: str) -> Principal:
+    """The principal a signed token names. A signature we made over claims that name no known
+    kind, role or scope authenticates nobody we can serve: FORBIDDEN, not a bad token."""
+    try:
+        kind = StakeholderKind(claims["kind"])
+        role = Role(claims["role"])
+        scope = Scope(claims.get("scope", Scope.READ_WRITE))
+    except ValueError:
+        raise forbidden("the token carries no valid stakeholder kind, role or scope") from None
+    key = claims.get("key")
+    return Principal(
+        id=uuid.UUID(claims["sub"]),
+        kind=kind,
+        role=role,
+        scope=scope,
+        token=token,
+        api_key_id=uuid.UUID(key) if key is not None else None,
+    )
 
 
 class JwtVerifier:
@@ -149,13 +208,7 @@ class JwtVerifier:
                 audience=self._audience,
                 options={"require": ["exp", "iat", "sub"]},
             )
-            principal = Principal(
-                id=uuid.UUID(claims["sub"]),
-                kind=str(claims["kind"]),
-                role=str(claims["role"]),
-                scope=str(claims.get("scope", "read-write")),
-                token=token,
-            )
+            principal = _claims_principal(claims, token)
             return principal, float(claims["exp"]), header.get("kid")
         except jwt.ExpiredSignatureError as exc:
             raise unauthenticated("token expired") from exc
@@ -172,17 +225,8 @@ def verifier_from(settings: TokenSettings) -> JwtVerifier:
     )
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise unauthenticated("expected 'Authorization: Bearer <token>'")
-    return token.strip()
-
-
 async def optional_principal(request: Request) -> Principal | None:
-    token = bearer_token(request.headers.get("authorization"))
+    token = parse_bearer(request.headers.get("authorization"))
     if token is None:
         return None
     verifier: JwtVerifier = request.app.state.jwt_verifier
@@ -195,15 +239,40 @@ async def require_principal(principal: Annotated[Principal | None, Depends(optio
     return principal
 
 
-async def require_writer(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
-    if principal.scope == "read":
-        raise forbidden("this API key is read-only")
-    return principal
+@dataclass(frozen=True)
+class Requirement:
+    """What a route asks of its caller, declared once in its signature as a dependency, checked
+    in the contract's order: authenticated, a token that may write, a session rather than an
+    API key, then the role. Rules that depend on the object (the author, or staff) are domain
+    rules, checked after visibility: an object the caller may not see must read as missing."""
 
+    write: bool = False
+    session: bool = False
+    roles: frozenset[Role] | None = None
+
+    def check(self, principal: Principal) -> Principal:
+        if self.write and not principal.can_write:
+            raise forbidden("this API key is read-only")
+        if self.session and principal.via_api_key:
+            raise forbidden("API keys are managed with a login token, not with an API key")
+        if self.roles is not None and principal.role not in self.roles:
+            raise forbidden(f"only {' or '.join(sorted(self.roles))} may do this")
+        return principal
+
+    async def __call__(self, principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
+        return self.check(principal)
+
+
+WRITER = Requirement(write=True)
+SESSION_WRITER = Requirement(write=True, session=True)
+ADMIN_WRITER = Requirement(write=True, roles=frozenset({Role.ADMIN}))
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 CurrentPrincipal = Annotated[Principal, Depends(require_principal)]
-WriterPrincipal = Annotated[Principal, Depends(require_writer)]
+WriterPrincipal = Annotated[Principal, Depends(WRITER)]
+# Managing API keys: never with a token made from an API key (a leaked key must not mint more).
+SessionWriterPrincipal = Annotated[Principal, Depends(SESSION_WRITER)]
+AdminPrincipal = Annotated[Principal, Depends(ADMIN_WRITER)]
 
 
 class TokenIssuer:
@@ -218,18 +287,26 @@ class TokenIssuer:
         self._ttl = ttl_seconds
 
     def issue(
-        self, stakeholder_id: uuid.UUID, kind: str, role: str, scope: str = "read-write", ttl: int | None = None
+        self,
+        stakeholder_id: uuid.UUID,
+        kind: StakeholderKind,
+        role: Role,
+        scope: Scope = Scope.READ_WRITE,
+        ttl: int | None = None,
+        api_key_id: uuid.UUID | None = None,
     ) -> str:
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "sub": str(stakeholder_id),
-            "kind": kind,
-            "role": role,
-            "scope": scope,
+            "kind": str(kind),
+            "role": str(role),
+            "scope": str(scope),
             "iss": self._issuer,
             "aud": self._audience,
             "iat": now,
             "exp": now + (ttl if ttl is not None else self._ttl),
             "jti": uuid.uuid4().hex,
         }
+        if api_key_id is not None:
+            claims["key"] = str(api_key_id)
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})

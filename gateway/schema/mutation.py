@@ -20,7 +20,7 @@ from gateway.schema.types import (
     Stakeholder,
     Vote,
 )
-from shared.auth import Principal
+from shared.auth import SESSION_WRITER
 from shared.problems import Problem
 
 
@@ -40,16 +40,6 @@ def _idea(info: GInfo, data: JSON) -> Idea:
     idea = Idea.from_data(data)
     info.context.loaders.ideas.prime(idea.pk, data, force=True)
     return idea
-
-
-async def _key_manager(info: GInfo) -> Principal:
-    """API keys are managed by a signed-in stakeholder, never by an API key: a leaked key must
-    not be able to mint more keys (or revoke the owner's others). The stakeholders service means
-    to refuse that too, but a read-write key's token looks like a login token to it."""
-    principal = await info.context.require_writer()
-    if info.context.via_api_key():
-        raise Problem("FORBIDDEN", "API keys are managed with a login token, not with an API key")
-    return principal
 
 
 @strawberry.type
@@ -76,7 +66,7 @@ class Mutation:
 
     @strawberry.mutation
     async def propose_idea(self, info: GInfo, input: ProposeIdeaInput) -> Idea:
-        principal = await info.context.require_writer()
+        principal = await info.context.require()
         data: JSON = {"title": input.title, "body": input.body}
         if _given(input.tags):
             data["tags"] = input.tags
@@ -86,7 +76,7 @@ class Mutation:
 
     @strawberry.mutation(description="Author, PRODUCT_TEAM or ADMIN; appends a revision.")
     async def refine_idea(self, info: GInfo, id: strawberry.ID, input: RefineIdeaInput) -> Idea:
-        principal = await info.context.require_writer()
+        principal = await info.context.require()
         idea_id = require_id(id, "Idea")
         changes: JSON = {}
         for name in ("title", "body", "tags"):
@@ -97,7 +87,7 @@ class Mutation:
 
     @strawberry.mutation(description="One vote per stakeholder per idea; casting again changes the weight (1..3).")
     async def cast_vote(self, info: GInfo, idea_id: strawberry.ID, weight: int | None = 1) -> Vote:
-        principal = await info.context.require_writer()
+        principal = await info.context.require()
         weight = 1 if weight is None else weight
         if not 1 <= weight <= 3:
             raise Problem("BAD_USER_INPUT", f"weight must be 1, 2 or 3, got {weight}")
@@ -108,7 +98,7 @@ class Mutation:
 
     @strawberry.mutation(description="True when a vote was removed, false when there was none.")
     async def withdraw_vote(self, info: GInfo, idea_id: strawberry.ID) -> bool:
-        principal = await info.context.require_writer()
+        principal = await info.context.require()
         target = require_id(idea_id, "Idea")
         removed = await info.context.services.votes.withdraw(target, principal.token)
         info.context.loaders.my_votes.prime(target, None, force=True)
@@ -118,7 +108,7 @@ class Mutation:
     async def add_comment(
         self, info: GInfo, idea_id: strawberry.ID, body: str, parent_id: strawberry.ID | None = strawberry.UNSET
     ) -> Comment:
-        principal = await info.context.require_writer()
+        principal = await info.context.require()
         target = require_id(idea_id, "Idea")
         parent = require_id(str(parent_id), "Comment") if _given(parent_id) else None
         data = await info.context.services.comments.add(target, body, parent, principal.token)
@@ -129,7 +119,7 @@ class Mutation:
     async def set_idea_status(
         self, info: GInfo, id: strawberry.ID, status: IdeaStatus, note: str | None = strawberry.UNSET
     ) -> Idea:
-        principal = await info.context.require_writer()
+        principal = await info.context.require()
         idea_id = require_id(id, "Idea")
         data = await info.context.services.ideas.set_status(
             idea_id, status.value, note if _given(note) else None, principal.token
@@ -143,7 +133,7 @@ class Mutation:
         )
     )
     async def merge_ideas(self, info: GInfo, source_id: strawberry.ID, target_id: strawberry.ID) -> Idea:
-        principal = await info.context.require_writer()
+        principal = await info.context.require()
         source = require_id(source_id, "Idea")
         target = require_id(target_id, "Idea")
         info.context.loaders.forget_idea(source)
@@ -151,19 +141,19 @@ class Mutation:
 
     @strawberry.mutation
     async def flag_comment(self, info: GInfo, id: strawberry.ID, reason: str) -> bool:
-        principal = await info.context.require_writer()
+        principal = await info.context.require()
         return await info.context.services.comments.flag(require_id(id, "Comment"), reason, principal.token)
 
     @strawberry.mutation(description="MODERATOR, PRODUCT_TEAM or ADMIN.")
     async def hide_comment(self, info: GInfo, id: strawberry.ID, reason: str) -> Comment:
-        principal = await info.context.require_writer()
+        principal = await info.context.require()
         data = await info.context.services.comments.hide(require_id(id, "Comment"), reason, principal.token)
         info.context.loaders.comments.prime(Comment.from_data(data).pk, data, force=True)
         return Comment.from_data(data)
 
     @strawberry.mutation(description="The caller edits their own display name, organization and expertise.")
     async def update_profile(self, info: GInfo, input: UpdateProfileInput) -> Stakeholder:
-        principal = await info.context.require_writer()
+        principal = await info.context.require()
         fields = ("display_name", "organization", "expertise")
         changes = {name: getattr(input, name) for name in fields if getattr(input, name) is not strawberry.UNSET}
         data = await info.context.services.stakeholders.update_me(changes, principal.token)
@@ -172,7 +162,7 @@ class Mutation:
 
     @strawberry.mutation(description="ADMIN only.")
     async def grant_role(self, info: GInfo, stakeholder_id: strawberry.ID, role: Role) -> Stakeholder:
-        principal = await info.context.require_writer()
+        principal = await info.context.require()
         target = require_id(stakeholder_id, "Stakeholder")
         data = await info.context.services.stakeholders.grant_role(target, role.value, principal.token)
         info.context.loaders.stakeholder_changed(target, data)
@@ -180,13 +170,13 @@ class Mutation:
 
     @strawberry.mutation(description="A new API key for integrations; its secret is in the answer, and only there.")
     async def create_api_key(self, info: GInfo, label: str, scope: ApiKeyScope) -> ApiKeyWithSecret:
-        principal = await _key_manager(info)
+        principal = await info.context.require(SESSION_WRITER)
         data = await info.context.services.stakeholders.create_api_key(label, scope.value, principal.token)
         return ApiKeyWithSecret.from_data(data)
 
     @strawberry.mutation(description="True when the key was revoked (owner or ADMIN).")
     async def revoke_api_key(self, info: GInfo, id: strawberry.ID) -> bool:
-        principal = await _key_manager(info)
+        principal = await info.context.require(SESSION_WRITER)
         revoked = await info.context.services.stakeholders.revoke_api_key(require_id(id, "ApiKey"), principal.token)
         info.context.runtime.authenticator.forget_api_keys()
         return revoked

@@ -16,45 +16,24 @@ Decisions written down here:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shared.auth import Principal
 from shared.events.catalogue import CommentAdded, CommentHidden, IdeaStatus
 from shared.problems import bad_input, conflict, storable_text
-from shared.visibility import idea_visible
 
 MAX_BODY = 10_000
 MAX_REASON = 500
-STAFF_ROLES = frozenset({"PRODUCT_TEAM", "ADMIN"})
-MODERATOR_ROLES = frozenset({"MODERATOR", "PRODUCT_TEAM", "ADMIN"})
 FINAL_STATUSES = frozenset({IdeaStatus.MERGED, IdeaStatus.SHIPPED})
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """Who is asking: None stands for an anonymous caller."""
-
-    id: uuid.UUID
-    kind: str
-    role: str
-
-    @property
-    def is_moderator(self) -> bool:
-        return self.role in MODERATOR_ROLES
-
-
-def can_see(visible_to: Sequence[str], author_id: uuid.UUID, viewer: Viewer | None) -> bool:
-    return idea_visible(visible_to, author_id, viewer)
-
-
-def is_moderator(viewer: Viewer | None) -> bool:
+def is_moderator(viewer: Principal | None) -> bool:
     return viewer is not None and viewer.is_moderator
 
 
-def is_official(role: str) -> bool:
+def is_official(author: Principal) -> bool:
     """Written by PRODUCT_TEAM or ADMIN: the official answer."""
-    return role in STAFF_ROLES
+    return author.is_staff
 
 
 def check_body(body: str) -> str:
@@ -94,7 +73,7 @@ def next_status(current: str, reported: str) -> IdeaStatus:
     return IdeaStatus(reported)
 
 
-def visible_body(body: str, hidden: bool, viewer: Viewer | None) -> str:
+def visible_body(body: str, hidden: bool, viewer: Principal | None) -> str:
     """Hidden comments keep their place; their body reads as empty except for moderators."""
     return "" if hidden and not is_moderator(viewer) else body
 

@@ -10,7 +10,6 @@ import uuid
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.comments import domain
-from services.comments.domain import Viewer
 from services.comments.models import Comment, CommentCreate, CommentPublic, IdeaVisibility, utcnow
 from services.comments.repository import CommentRepository
 from shared.auth import Principal
@@ -18,15 +17,12 @@ from shared.events.envelope import new_event
 from shared.outbox import add_event
 from shared.pagination import Page, check_page_size, decode_cursor, encode_cursor
 from shared.problems import forbidden, not_found
+from shared.visibility import can_see
 
 SOURCE = "comments"
 
 
-def viewer_of(principal: Principal | None) -> Viewer | None:
-    return None if principal is None else Viewer(id=principal.id, kind=principal.kind, role=principal.role)
-
-
-def public(comment: Comment, viewer: Viewer | None) -> CommentPublic:
+def public(comment: Comment, viewer: Principal | None) -> CommentPublic:
     moderator = domain.is_moderator(viewer)
     return CommentPublic(
         id=comment.id,
@@ -42,11 +38,11 @@ def public(comment: Comment, viewer: Viewer | None) -> CommentPublic:
     )
 
 
-def _sees(idea: IdeaVisibility, viewer: Viewer | None) -> bool:
-    return domain.can_see(idea.visible_to, idea.author_id, viewer)
+def _sees(idea: IdeaVisibility, viewer: Principal | None) -> bool:
+    return can_see(viewer, idea.visible_to, idea.author_id)
 
 
-def _page(comments: list[Comment], first: int, total: int, viewer: Viewer | None) -> Page[CommentPublic]:
+def _page(comments: list[Comment], first: int, total: int, viewer: Principal | None) -> Page[CommentPublic]:
     shown = comments[:first]
     end = shown[-1] if shown else None
     return Page(
@@ -62,26 +58,27 @@ class CommentService:
         self.session = session
         self.repo = CommentRepository(session)
 
-    async def _visible_idea(self, idea_id: uuid.UUID, viewer: Viewer | None) -> IdeaVisibility:
+    async def _visible_idea(self, idea_id: uuid.UUID, principal: Principal | None) -> IdeaVisibility:
         idea = await self.repo.idea(idea_id)
-        if idea is None or not _sees(idea, viewer):
+        if idea is None or not _sees(idea, principal):
             raise not_found("idea")
         return idea
 
-    async def _visible_comment(self, comment_id: uuid.UUID, viewer: Viewer | None, for_update: bool = False) -> Comment:
+    async def _visible_comment(
+        self, comment_id: uuid.UUID, principal: Principal | None, for_update: bool = False
+    ) -> Comment:
         found = await self.repo.get_with_idea(comment_id, for_update=for_update)
-        if found is None or not _sees(found[1], viewer):
+        if found is None or not _sees(found[1], principal):
             raise not_found("comment")
         return found[0]
 
     async def add(self, principal: Principal, idea_id: uuid.UUID, data: CommentCreate) -> CommentPublic:
-        viewer = viewer_of(principal)
-        idea = await self._visible_idea(idea_id, viewer)
+        idea = await self._visible_idea(idea_id, principal)
         body = domain.check_body(data.body)
         if data.parent_id is not None:
             found = await self.repo.get_with_idea(data.parent_id)
             # A parent the caller may not see reads as unknown: no leak of its existence.
-            if found is None or not _sees(found[1], viewer):
+            if found is None or not _sees(found[1], principal):
                 raise not_found("parent comment")
             domain.check_parent(idea.idea_id, found[0].idea_id)
         domain.check_accepts_comments(idea.status)
@@ -90,46 +87,42 @@ class CommentService:
             author_id=principal.id,
             parent_id=data.parent_id,
             body=body,
-            official=domain.is_official(principal.role),
+            official=domain.is_official(principal),
         )
         await self.repo.add(comment)
         event = domain.comment_added(
             comment.id, comment.idea_id, comment.author_id, comment.parent_id, comment.official, comment.created_at
         )
         await add_event(self.session, new_event(event, source=SOURCE, subject_id=comment.id))
-        return public(comment, viewer)
+        return public(comment, principal)
 
     async def get(self, principal: Principal | None, comment_id: uuid.UUID) -> CommentPublic:
-        viewer = viewer_of(principal)
-        return public(await self._visible_comment(comment_id, viewer), viewer)
+        return public(await self._visible_comment(comment_id, principal), principal)
 
     async def get_many(self, principal: Principal | None, ids: list[uuid.UUID]) -> list[CommentPublic]:
         """The visible ones among `ids`, in the order asked (unknown and invisible left out)."""
-        viewer = viewer_of(principal)
         wanted = list(dict.fromkeys(ids))
-        found = {c.id: c for c, idea in await self.repo.get_many_with_ideas(wanted) if _sees(idea, viewer)}
-        return [public(found[i], viewer) for i in wanted if i in found]
+        found = {c.id: c for c, idea in await self.repo.get_many_with_ideas(wanted) if _sees(idea, principal)}
+        return [public(found[i], principal) for i in wanted if i in found]
 
     async def list_for_idea(
         self, principal: Principal | None, idea_id: uuid.UUID, first: int, after: str | None
     ) -> Page[CommentPublic]:
-        viewer = viewer_of(principal)
         first = check_page_size(first)
         position = domain.position_from(decode_cursor(after, 2)) if after else None
-        await self._visible_idea(idea_id, viewer)
+        await self._visible_idea(idea_id, principal)
         comments = await self.repo.page(idea_id, first + 1, position)
         total = await self.repo.count(idea_id)
-        return _page(comments, first, total, viewer)
+        return _page(comments, first, total, principal)
 
     async def by_ideas(
         self, principal: Principal | None, idea_ids: list[uuid.UUID], first: int
     ) -> dict[str, Page[CommentPublic]]:
         """The first page of each visible idea's comments, in three queries whatever the number
         of ideas: the projection rows, the pages (one lateral query), the counts (grouped)."""
-        viewer = viewer_of(principal)
         first = check_page_size(first)
         wanted = list(dict.fromkeys(idea_ids))
-        visible = [idea.idea_id for idea in await self.repo.ideas(wanted) if _sees(idea, viewer)]
+        visible = [idea.idea_id for idea in await self.repo.ideas(wanted) if _sees(idea, principal)]
         if not visible:
             return {}
         comments = await self.repo.first_pages(visible, first + 1)
@@ -138,13 +131,12 @@ class CommentService:
         for comment in comments:
             per_idea[comment.idea_id].append(comment)
         ordered = [i for i in wanted if i in per_idea]
-        return {str(i): _page(per_idea[i], first, counts.get(i, 0), viewer) for i in ordered}
+        return {str(i): _page(per_idea[i], first, counts.get(i, 0), principal) for i in ordered}
 
     async def hide(self, principal: Principal, comment_id: uuid.UUID, reason: str) -> CommentPublic:
-        viewer = viewer_of(principal)
         # Locked: two moderators hiding at once publish one event between them.
-        comment = await self._visible_comment(comment_id, viewer, for_update=True)
-        if not domain.is_moderator(viewer):
+        comment = await self._visible_comment(comment_id, principal, for_update=True)
+        if not domain.is_moderator(principal):
             raise forbidden("only MODERATOR, PRODUCT_TEAM or ADMIN hide comments")
         reason = domain.clean_reason(reason)
         event = domain.hide(comment.id, comment.idea_id, comment.hidden, reason, principal.id)
@@ -155,10 +147,9 @@ class CommentService:
             comment.hidden_at = utcnow()
             await self.repo.add(comment)
             await add_event(self.session, new_event(event, source=SOURCE, subject_id=comment.id))
-        return public(comment, viewer)
+        return public(comment, principal)
 
     async def flag(self, principal: Principal, comment_id: uuid.UUID, reason: str) -> bool:
-        viewer = viewer_of(principal)
-        comment = await self._visible_comment(comment_id, viewer)
+        comment = await self._visible_comment(comment_id, principal)
         reason = domain.clean_reason(reason)
         return await self.repo.add_flag(comment.id, principal.id, reason)

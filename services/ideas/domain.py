@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 
+from shared.auth import Principal
 from shared.events.catalogue import (
     IdeaMerged,
     IdeaProposed,
@@ -22,7 +23,6 @@ from shared.events.catalogue import (
     VoteWithdrawn,
 )
 from shared.problems import bad_input, conflict, forbidden, storable_text
-from shared.visibility import idea_visible
 
 MAX_TITLE = 140
 MAX_BODY = 20_000
@@ -30,7 +30,6 @@ MAX_TAGS = 10
 MAX_NOTE = 2_000
 TAG_RE = re.compile(r"^[a-z0-9-]{1,40}$")
 KINDS: tuple[StakeholderKind, ...] = tuple(StakeholderKind)  # enum order: the tally's order
-STAFF_ROLES = frozenset({"PRODUCT_TEAM", "ADMIN"})
 
 # Trending: score gained over the last TRENDING_DAYS UTC days (today included).
 TRENDING_DAYS = 7
@@ -98,31 +97,16 @@ def clean_note(note: str | None) -> str | None:
     return value or None
 
 
-# --- who may see and do what -----------------------------------------------------------------
-@dataclass(frozen=True)
-class Viewer:
-    id: uuid.UUID
-    kind: str
-    role: str
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in STAFF_ROLES
-
-
-def can_see(viewer: Viewer | None, author_id: uuid.UUID, visible_to: Iterable[str]) -> bool:
-    return idea_visible(list(visible_to), author_id, viewer)
-
-
-def check_can_refine(viewer: Viewer, author_id: uuid.UUID, status: IdeaStatus) -> None:
-    if not (viewer.is_staff or viewer.id == author_id):
+# --- who may do what (who may see: shared.visibility) ---------------------------------------
+def check_can_refine(principal: Principal, author_id: uuid.UUID, status: IdeaStatus) -> None:
+    if not (principal.is_staff or principal.id == author_id):
         raise forbidden("only the author, PRODUCT_TEAM or ADMIN refine an idea")
     if status == IdeaStatus.MERGED:
         raise conflict("a merged idea cannot be refined")
 
 
-def check_staff(viewer: Viewer, action: str) -> None:
-    if not viewer.is_staff:
+def check_staff(principal: Principal, action: str) -> None:
+    if not principal.is_staff:
         raise forbidden(f"only PRODUCT_TEAM or ADMIN {action}")
 
 

@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, func, literal, literal_column, or_, text, true, tuple_
+from sqlalchemy import ColumnElement, func, literal, literal_column, or_, text, tuple_
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.ideas import domain
 from services.ideas.models import Idea, IdeaRevision, IdeaSort
+from shared.auth import Principal
 from shared.events.catalogue import IdeaStatus, StakeholderKind
+from shared.visibility import visible_clause
 
 ENGLISH: Any = literal_column("'english'::regconfig")
 # Pages and batches are read as plain rows of the idea table: no ORM identity map or instance
@@ -24,18 +26,8 @@ IDEA_TABLE: Any = Idea.__table__  # type: ignore[attr-defined]
 SEARCH_VECTOR: Any = literal_column("idea.search_vector")
 
 
-def visible_clause(viewer: domain.Viewer | None) -> ColumnElement[bool]:
-    """SQL twin of domain.can_see: the ideas `viewer` may see."""
-    public = func.cardinality(col(Idea.visible_to)) == 0
-    if viewer is None:
-        return public
-    if viewer.is_staff:
-        return true()
-    return or_(
-        public,
-        literal(viewer.kind) == any_(col(Idea.visible_to)),
-        col(Idea.author_id) == viewer.id,
-    )
+def visible(viewer: Principal | None) -> ColumnElement[bool]:
+    return visible_clause(viewer, col(Idea.visible_to), col(Idea.author_id))
 
 
 def sort_column(sort: IdeaSort, segment: StakeholderKind | None) -> Any:
@@ -50,14 +42,14 @@ def sort_column(sort: IdeaSort, segment: StakeholderKind | None) -> Any:
 
 @dataclass(frozen=True)
 class IdeaFilter:
-    viewer: domain.Viewer | None
+    viewer: Principal | None
     statuses: Sequence[IdeaStatus] | None = None  # None: every status but MERGED
     tag: str | None = None
     search: str | None = None
     segment: StakeholderKind | None = None
 
     def clauses(self) -> list[ColumnElement[bool]]:
-        out = [visible_clause(self.viewer)]
+        out = [visible(self.viewer)]
         if self.statuses:
             out.append(col(Idea.status).in_([s.value for s in self.statuses]))
         else:
@@ -93,11 +85,11 @@ class IdeaRepository:
         )
         return {idea.id: idea for idea in (await self.session.exec(query)).all()}
 
-    async def get_many(self, ids: Sequence[uuid.UUID], viewer: domain.Viewer | None) -> list[Any]:
+    async def get_many(self, ids: Sequence[uuid.UUID], viewer: Principal | None) -> list[Any]:
         """Rows (see IDEA_TABLE) of the visible ideas among `ids`."""
         if not ids:
             return []
-        query = sa_select(IDEA_TABLE).where(col(Idea.id).in_(list(ids)), visible_clause(viewer))
+        query = sa_select(IDEA_TABLE).where(col(Idea.id).in_(list(ids)), visible(viewer))
         return list((await self.session.execute(query)).all())
 
     async def add(self, idea: Idea) -> None:
@@ -118,7 +110,7 @@ class IdeaRepository:
         return int((await self.session.exec(query)).one())
 
     async def similar(
-        self, viewer: domain.Viewer | None, trigram_text: str, or_query: str | None, limit: int
+        self, viewer: Principal | None, trigram_text: str, or_query: str | None, limit: int
     ) -> list[Idea]:
         """Visible, non-MERGED ideas whose title is trigram-similar to the text (whole or in part),
         or whose title/body match any of its words; ranked by a blend of both."""
@@ -132,7 +124,7 @@ class IdeaRepository:
             rank = rank + 0.3 * func.ts_rank(SEARCH_VECTOR, tsquery)
         query = (
             select(Idea)
-            .where(visible_clause(viewer), col(Idea.status) != IdeaStatus.MERGED.value, match)
+            .where(visible(viewer), col(Idea.status) != IdeaStatus.MERGED.value, match)
             .order_by(rank.desc(), col(Idea.id).desc())
             .limit(limit)
         )

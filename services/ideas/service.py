@@ -33,6 +33,7 @@ from shared.logs import get_logger
 from shared.outbox import add_event
 from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.problems import bad_input, not_found, storable_text
+from shared.visibility import can_see
 
 SOURCE = "ideas"
 MAX_SEARCH = 500
@@ -41,10 +42,6 @@ MAX_SIMILAR_TEXT = domain.MAX_TITLE + domain.MAX_BODY + 2
 SIMILAR_TRIGRAM_CHARS = 500  # trigram similarity looks at the start of the text (the title, typically)
 SIMILAR_MAX_WORDS = 32
 WORD_RE = re.compile(r"[^\W_]+")
-
-
-def viewer_of(principal: Principal | None) -> domain.Viewer | None:
-    return None if principal is None else domain.Viewer(id=principal.id, kind=principal.kind, role=principal.role)
 
 
 def public(idea: Any) -> IdeaPublic:
@@ -107,9 +104,9 @@ class IdeaService:
         self.session = session
         self.repo = IdeaRepository(session)
 
-    async def _visible(self, idea_id: uuid.UUID, viewer: domain.Viewer | None, *, for_update: bool = False) -> Idea:
+    async def _visible(self, idea_id: uuid.UUID, viewer: Principal | None, *, for_update: bool = False) -> Idea:
         idea = await self.repo.get(idea_id, for_update=for_update)
-        if idea is None or not domain.can_see(viewer, idea.author_id, idea.visible_to):
+        if idea is None or not can_see(viewer, idea.visible_to, idea.author_id):
             raise not_found("idea")  # invisible == missing
         return idea
 
@@ -146,10 +143,8 @@ class IdeaService:
         return public(idea)
 
     async def refine(self, principal: Principal, idea_id: uuid.UUID, data: IdeaUpdate) -> IdeaPublic:
-        viewer = viewer_of(principal)
-        assert viewer is not None
-        idea = await self._visible(idea_id, viewer, for_update=True)
-        domain.check_can_refine(viewer, idea.author_id, IdeaStatus(idea.status))
+        idea = await self._visible(idea_id, principal, for_update=True)
+        domain.check_can_refine(principal, idea.author_id, IdeaStatus(idea.status))
         if data.title is None and data.body is None and data.tags is None:
             raise bad_input("give at least one of title, body, tags")
         title = domain.clean_title(data.title) if data.title is not None else idea.title
@@ -179,10 +174,8 @@ class IdeaService:
     async def set_status(
         self, principal: Principal, idea_id: uuid.UUID, status: IdeaStatus, note: str | None
     ) -> IdeaPublic:
-        viewer = viewer_of(principal)
-        assert viewer is not None
-        idea = await self._visible(idea_id, viewer, for_update=True)
-        domain.check_staff(viewer, "change an idea's status")
+        idea = await self._visible(idea_id, principal, for_update=True)
+        domain.check_staff(principal, "change an idea's status")
         note = domain.clean_note(note)
         current = IdeaStatus(idea.status)
         domain.check_transition(current, status)
@@ -196,15 +189,13 @@ class IdeaService:
         return public(idea)
 
     async def merge(self, principal: Principal, source_id: uuid.UUID, target_id: uuid.UUID) -> IdeaPublic:
-        viewer = viewer_of(principal)
-        assert viewer is not None
-        await self._visible(source_id, viewer)
-        domain.check_staff(viewer, "merge ideas")
+        await self._visible(source_id, principal)
+        domain.check_staff(principal, "merge ideas")
         locked = await self.repo.lock_many([source_id, target_id])
         source, target = locked.get(source_id), locked.get(target_id)
         if source is None:
             raise not_found("idea")
-        if target is None or not domain.can_see(viewer, target.author_id, target.visible_to):
+        if target is None or not can_see(principal, target.visible_to, target.author_id):
             raise not_found("target idea")
         domain.check_merge(source.id, IdeaStatus(source.status), target.id, IdeaStatus(target.status))
         source.status = IdeaStatus.MERGED
@@ -220,15 +211,15 @@ class IdeaService:
 
     # --- reads ---------------------------------------------------------------------------
     async def get(self, principal: Principal | None, idea_id: uuid.UUID) -> IdeaPublic:
-        return public(await self._visible(idea_id, viewer_of(principal)))
+        return public(await self._visible(idea_id, principal))
 
     async def batch(self, principal: Principal | None, ids: Sequence[uuid.UUID]) -> list[IdeaPublic]:
         wanted = list(dict.fromkeys(ids))
-        found = {i.id: i for i in await self.repo.get_many(wanted, viewer_of(principal))}
+        found = {i.id: i for i in await self.repo.get_many(wanted, principal)}
         return [public(found[i]) for i in wanted if i in found]  # in the order asked
 
     async def revisions(self, principal: Principal | None, idea_id: uuid.UUID) -> list[IdeaRevisionPublic]:
-        await self._visible(idea_id, viewer_of(principal))
+        await self._visible(idea_id, principal)
         return [IdeaRevisionPublic.model_validate(r, from_attributes=True) for r in await self.repo.revisions(idea_id)]
 
     async def list_ideas(
@@ -249,7 +240,7 @@ class IdeaService:
             if search is not None and len(search) > MAX_SEARCH:
                 raise bad_input(f"search has at most {MAX_SEARCH} characters", field="search")
         flt = IdeaFilter(
-            viewer=viewer_of(principal),
+            viewer=principal,
             statuses=list(dict.fromkeys(statuses)) if statuses else None,
             tag=domain.clean_tag_filter(tag) if tag is not None else None,
             search=search,
@@ -278,7 +269,7 @@ class IdeaService:
             return []
         words = list(dict.fromkeys(WORD_RE.findall(value.lower())))[:SIMILAR_MAX_WORDS]
         or_query = " | ".join(words) if words else None  # letters and digits only: no tsquery syntax
-        ideas = await self.repo.similar(viewer_of(principal), value[:SIMILAR_TRIGRAM_CHARS], or_query, first)
+        ideas = await self.repo.similar(principal, value[:SIMILAR_TRIGRAM_CHARS], or_query, first)
         return [public(i) for i in ideas]
 
 

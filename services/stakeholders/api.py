@@ -25,7 +25,7 @@ from services.stakeholders.models import (
     TokenResponse,
 )
 from services.stakeholders.service import Keyring, StakeholderService
-from shared.auth import CurrentPrincipal
+from shared.auth import AdminPrincipal, CurrentPrincipal, SessionWriterPrincipal, WriterPrincipal
 from shared.db import service_dependencies
 from shared.pagination import Items, check_page_size
 from shared.problems import Problem, problem_response
@@ -61,7 +61,7 @@ async def me(principal: CurrentPrincipal, service: ReadService) -> StakeholderPu
 
 
 @router.patch("/stakeholders/me", response_model=StakeholderPublic)
-async def update_me(body: StakeholderUpdate, principal: CurrentPrincipal, service: Service) -> StakeholderPublic:
+async def update_me(body: StakeholderUpdate, principal: WriterPrincipal, service: Service) -> StakeholderPublic:
     return await service.update_profile(principal, body)
 
 
@@ -77,7 +77,7 @@ async def get_one(stakeholder_id: uuid.UUID, service: ReadService) -> Stakeholde
 
 @router.post("/stakeholders/{stakeholder_id}/role", response_model=StakeholderPublic)
 async def grant_role(
-    stakeholder_id: uuid.UUID, body: RoleRequest, principal: CurrentPrincipal, service: Service
+    stakeholder_id: uuid.UUID, body: RoleRequest, principal: AdminPrincipal, service: Service
 ) -> StakeholderPublic:
     return await service.grant_role(principal, stakeholder_id, body.role)
 
@@ -98,7 +98,7 @@ async def jwks(request: Request) -> Response:
 
 
 @router.post("/api-keys", status_code=201, response_model=ApiKeyWithSecret)
-async def create_api_key(body: ApiKeyCreate, principal: CurrentPrincipal, service: Service) -> ApiKeyWithSecret:
+async def create_api_key(body: ApiKeyCreate, principal: SessionWriterPrincipal, service: Service) -> ApiKeyWithSecret:
     return await service.create_api_key(principal, body)
 
 
@@ -108,7 +108,7 @@ async def list_api_keys(principal: CurrentPrincipal, service: ReadService) -> It
 
 
 @router.delete("/api-keys/{key_id}")
-async def revoke_api_key(key_id: uuid.UUID, principal: CurrentPrincipal, service: Service) -> dict[str, bool]:
+async def revoke_api_key(key_id: uuid.UUID, principal: SessionWriterPrincipal, service: Service) -> dict[str, bool]:
     return {"revoked": await service.revoke_api_key(principal, key_id)}
 
 

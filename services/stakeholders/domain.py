@@ -7,8 +7,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared.auth import Scope
 from shared.events.catalogue import Role, RoleGranted, StakeholderKind, StakeholderRegistered, StakeholderUpdated
-from shared.problems import bad_input, forbidden, storable_text
+from shared.problems import bad_input, storable_text
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TAG_RE = re.compile(r"^[a-z0-9-]{1,40}$")
@@ -20,8 +21,6 @@ FREE_FAILURES = 5
 BASE_LOCK = timedelta(seconds=30)
 MAX_LOCK = timedelta(minutes=15)
 FAILURE_WINDOW = timedelta(minutes=15)
-
-API_KEY_PREFIX = "ccp_"
 
 
 def normalise_email(email: str) -> str:
@@ -102,9 +101,8 @@ def updated_event(
     )
 
 
-def grant_role(granter_role: str, target_id: uuid.UUID, current: Role, new: Role, granted_by: uuid.UUID) -> RoleGranted:
-    if granter_role != Role.ADMIN:
-        raise forbidden("only an ADMIN grants roles")
+def grant_role(target_id: uuid.UUID, current: Role, new: Role, granted_by: uuid.UUID) -> RoleGranted:
+    """Who may grant (an ADMIN) is the route's requirement."""
     return RoleGranted(stakeholder_id=target_id, role=new, previous_role=current, granted_by=granted_by)
 
 
@@ -149,7 +147,8 @@ def clean_expertise_filter(tag: str) -> str:
     return value
 
 
-def check_api_key_scope(scope: str) -> str:
-    if scope not in ("read", "read-write"):
-        raise bad_input("scope is read or read-write", field="scope")
-    return scope
+def check_api_key_scope(scope: str) -> Scope:
+    try:
+        return Scope(scope)
+    except ValueError:
+        raise bad_input("scope is read or read-write", field="scope") from None

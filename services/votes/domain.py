@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.auth import Principal
 from shared.events.catalogue import (
     IdeaStatus,
     StakeholderKind,
@@ -23,27 +24,19 @@ from shared.events.catalogue import (
     VotesMoved,
     VoteWithdrawn,
 )
-from shared.problems import bad_input, conflict, forbidden, not_found
-from shared.visibility import idea_visible
+from shared.problems import bad_input, conflict, not_found
+from shared.visibility import can_see
 
 MIN_WEIGHT, MAX_WEIGHT = 1, 3
 DEFAULT_WEIGHT = 1
 ACCEPTING_STATUSES = frozenset({IdeaStatus.OPEN, IdeaStatus.UNDER_REVIEW, IdeaStatus.PLANNED})
 # Withdrawing removes nothing on a MERGED idea: its votes moved to the target.
 NO_WITHDRAW_STATUSES = frozenset({IdeaStatus.MERGED})
-STAFF_ROLES = frozenset({"PRODUCT_TEAM", "ADMIN"})
 MAX_MINE_IDS = 500
 # A votes.moved event lists at most this many moves (~170 bytes each as JSON), so a merge of a
 # very popular idea stays far below NATS' 1 MB message limit; most merges need one event.
 MAX_MOVES_PER_EVENT = 1000
 MAX_MERGE_CHAIN = 64
-
-
-@dataclass(frozen=True)
-class Caller:
-    id: uuid.UUID
-    kind: str
-    role: str
 
 
 @dataclass(frozen=True)
@@ -80,31 +73,19 @@ def check_weight(weight: int) -> int:
     return weight
 
 
-def voter_kind(kind: str) -> StakeholderKind:
-    """The caller's stakeholder kind, from the token's `kind` claim."""
-    try:
-        return StakeholderKind(kind)
-    except ValueError:
-        raise forbidden("the token carries no valid stakeholder kind") from None
-
-
-def can_see(idea: IdeaView, caller: Caller) -> bool:
-    return idea_visible(idea.visible_to, idea.author_id, caller)
-
-
-def check_can_vote(idea: IdeaView | None, caller: Caller) -> IdeaView:
+def check_can_vote(idea: IdeaView | None, voter: Principal) -> IdeaView:
     """NOT_FOUND for an unknown or invisible idea (no leak), CONFLICT when it takes no votes."""
-    if idea is None or not can_see(idea, caller):
+    if idea is None or not can_see(voter, idea.visible_to, idea.author_id):
         raise not_found("idea")
     if idea.status not in ACCEPTING_STATUSES:
         raise conflict(f"the idea is {idea.status} and does not accept votes")
     return idea
 
 
-def check_can_withdraw(idea: IdeaView | None, caller: Caller) -> bool:
+def check_can_withdraw(idea: IdeaView | None, voter: Principal) -> bool:
     """True when a withdrawal applies; False for a MERGED idea (its votes moved: nothing to
     remove there). Unknown or invisible ideas are NOT_FOUND, as for casting."""
-    if idea is None or not can_see(idea, caller):
+    if idea is None or not can_see(voter, idea.visible_to, idea.author_id):
         raise not_found("idea")
     return idea.status not in NO_WITHDRAW_STATUSES
 

@@ -25,10 +25,6 @@ class IdeaNotYetKnown(Exception):
     """An event about an idea whose proposal has not been handled yet: retried later (nak)."""
 
 
-def caller_of(principal: Principal) -> domain.Caller:
-    return domain.Caller(id=principal.id, kind=principal.kind, role=principal.role)
-
-
 def public(vote: Any) -> VotePublic:
     """The public view of a Vote, or of a row with its columns."""
     return VotePublic(idea_id=vote.idea_id, voter_id=vote.voter_id, weight=vote.weight, cast_at=vote.cast_at)
@@ -44,9 +40,8 @@ class VoteService:
         """One statement (lock idea row + upsert) and at most one outbox row. A refusal raises,
         and the request boundary rolls back what the statement wrote."""
         weight = domain.check_weight(weight)
-        kind = domain.voter_kind(principal.kind)
-        result = await self.repo.cast(idea_id, principal.id, kind, weight)
-        domain.check_can_vote(result.idea if result else None, caller_of(principal))
+        result = await self.repo.cast(idea_id, principal.id, principal.kind, weight)
+        domain.check_can_vote(result.idea if result else None, principal)
         assert result is not None
         written = result.written
         if written is None:
@@ -69,7 +64,7 @@ class VoteService:
 
     async def withdraw(self, principal: Principal, idea_id: uuid.UUID) -> bool:
         result = await self.repo.withdraw(idea_id, principal.id)
-        domain.check_can_withdraw(result.idea if result else None, caller_of(principal))
+        domain.check_can_withdraw(result.idea if result else None, principal)
         assert result is not None
         if result.removed is None:
             return False

@@ -40,7 +40,12 @@ NOW = "2025-01-01T12:00:00+00:00"
 
 
 def make_token(
-    sub: uuid.UUID, kind: str = "CUSTOMER", role: str = "MEMBER", scope: str = "read-write", ttl: int = 600
+    sub: uuid.UUID,
+    kind: str = "CUSTOMER",
+    role: str = "MEMBER",
+    scope: str = "read-write",
+    ttl: int = 600,
+    api_key_id: uuid.UUID | None = None,
 ) -> str:
     now = datetime.now(UTC)
     claims = {
@@ -53,6 +58,8 @@ def make_token(
         "iat": now,
         "exp": now + timedelta(seconds=ttl),
     }
+    if api_key_id is not None:  # a token the stakeholders service made for an API key says which
+        claims["key"] = str(api_key_id)
     return jwt.encode(claims, _KEY, algorithm="EdDSA", headers={"kid": "test"})
 
 

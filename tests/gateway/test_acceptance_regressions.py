@@ -69,7 +69,7 @@ async def test_an_api_key_cannot_manage_api_keys(gateway: Gateway, fake: FakeUps
     """A read-write API key's token looked like a login token to the stakeholders service, so a
     leaked key could mint more keys (and revoke the owner's others)."""
     owner = fake.add_stakeholder()
-    fake.api_keys["ccp_read_write"] = make_token(owner, scope="read-write")
+    fake.api_keys["ccp_read_write"] = make_token(owner, scope="read-write", api_key_id=uuid.uuid4())
     create = 'mutation { createApiKey(label: "more", scope: READ_WRITE) { id } }'
     revoke = f'mutation {{ revokeApiKey(id: "{encode_global_id("ApiKey", uuid.uuid4())}") }}'
     for query in (create, revoke):

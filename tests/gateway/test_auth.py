@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.auth import parse_authorization
+from shared.auth import parse_bearer as parse_authorization
 from shared.problems import Problem
 from tests.gateway.fakes import FakeUpstream, Gateway, codes, make_token
 

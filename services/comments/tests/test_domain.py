@@ -7,16 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from devstack.testing import principal
 from services.comments import domain
-from services.comments.domain import Viewer
 from shared.events.catalogue import IdeaStatus
 from shared.problems import Problem
-
-AUTHOR = uuid.uuid4()
-
-
-def viewer(kind: str = "CUSTOMER", role: str = "MEMBER", id: uuid.UUID | None = None) -> Viewer:
-    return Viewer(id=id or uuid.uuid4(), kind=kind, role=role)
 
 
 def code_of(fn, *args) -> str:  # type: ignore[no-untyped-def]
@@ -25,36 +19,15 @@ def code_of(fn, *args) -> str:  # type: ignore[no-untyped-def]
     return info.value.code
 
 
-# --- visibility ------------------------------------------------------------------------------------
-def test_public_idea_is_visible_to_everyone_including_anonymous() -> None:
-    assert domain.can_see([], AUTHOR, None)
-    assert domain.can_see([], AUTHOR, viewer("PARTNER"))
-
-
-@pytest.mark.parametrize(
-    ("who", "sees"),
-    [
-        (None, False),
-        (viewer("CUSTOMER"), False),
-        (viewer("CUSTOMER", "MODERATOR"), False),  # moderating gives no extra visibility
-        (viewer("SUPPLIER"), True),
-        (viewer("CUSTOMER", id=AUTHOR), True),  # the author, whatever their kind
-        (viewer("CUSTOMER", "PRODUCT_TEAM"), True),
-        (viewer("PARTNER", "ADMIN"), True),
-    ],
-)
-def test_restricted_idea_visibility_matrix(who: Viewer | None, sees: bool) -> None:
-    assert domain.can_see(["SUPPLIER"], AUTHOR, who) is sees
-
-
+# --- roles (who may see: tests/kit/test_visibility.py) ---------------------------------------------
 def test_official_and_moderator_roles() -> None:
-    assert [domain.is_official(r) for r in ("MEMBER", "MODERATOR", "PRODUCT_TEAM", "ADMIN")] == [
+    assert [domain.is_official(principal(role=r)) for r in ("MEMBER", "MODERATOR", "PRODUCT_TEAM", "ADMIN")] == [
         False,
         False,
         True,
         True,
     ]
-    assert [viewer(role=r).is_moderator for r in ("MEMBER", "MODERATOR", "PRODUCT_TEAM", "ADMIN")] == [
+    assert [principal(role=r).is_moderator for r in ("MEMBER", "MODERATOR", "PRODUCT_TEAM", "ADMIN")] == [
         False,
         True,
         True,
@@ -110,9 +83,9 @@ def test_final_statuses_are_never_left() -> None:
 def test_hidden_body_reads_empty_except_for_moderators() -> None:
     assert domain.visible_body("text", False, None) == "text"
     assert domain.visible_body("text", True, None) == ""
-    assert domain.visible_body("text", True, viewer(role="MEMBER")) == ""
+    assert domain.visible_body("text", True, principal(role="MEMBER")) == ""
     for role in ("MODERATOR", "PRODUCT_TEAM", "ADMIN"):
-        assert domain.visible_body("text", True, viewer(role=role)) == "text"
+        assert domain.visible_body("text", True, principal(role=role)) == "text"
 
 
 def test_hiding_twice_gives_no_second_event() -> None:

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from devstack.testing import principal
 from services.votes import domain
-from services.votes.domain import Caller, IdeaView, StoredVote
+from services.votes.domain import IdeaView, StoredVote
+from shared.auth import Principal
 from shared.events.catalogue import IdeaStatus, StakeholderKind, VoteCast, VoteChanged
 from shared.problems import Problem
 
@@ -20,8 +22,8 @@ def idea(status: IdeaStatus = S.OPEN, visible_to: tuple[str, ...] = (), author: 
     return IdeaView(uuid.uuid4(), status, visible_to, author or uuid.uuid4())
 
 
-def caller(kind: str = "CUSTOMER", role: str = "MEMBER", id_: uuid.UUID | None = None) -> Caller:
-    return Caller(id_ or uuid.uuid4(), kind, role)
+def caller(kind: str = "CUSTOMER", role: str = "MEMBER", id_: uuid.UUID | None = None) -> Principal:
+    return principal(kind, role, id_)
 
 
 @pytest.mark.parametrize("weight", [1, 2, 3])
@@ -34,13 +36,6 @@ def test_other_weights_are_bad_input(weight: int) -> None:
     with pytest.raises(Problem) as exc:
         domain.check_weight(weight)
     assert exc.value.code == "BAD_USER_INPUT" and exc.value.extra["field"] == "weight"
-
-
-def test_voter_kind_comes_from_the_claim_and_must_be_a_kind() -> None:
-    assert domain.voter_kind("SUPPLIER") is StakeholderKind.SUPPLIER
-    with pytest.raises(Problem) as exc:
-        domain.voter_kind("ALIEN")
-    assert exc.value.code == "FORBIDDEN"
 
 
 @pytest.mark.parametrize("status", [S.OPEN, S.UNDER_REVIEW, S.PLANNED])
@@ -65,16 +60,15 @@ def test_unknown_idea_is_not_found() -> None:
     assert exc.value.code == "NOT_FOUND"
 
 
-def test_visibility_rule() -> None:
+def test_votes_follow_the_visibility_rule() -> None:
+    """(The rule itself: tests/kit/test_visibility.py.)"""
     author = uuid.uuid4()
     supplier_only = idea(visible_to=("SUPPLIER",), author=author)
-    assert domain.can_see(idea(), caller("CUSTOMER"))  # empty: everyone
-    assert domain.can_see(supplier_only, caller("SUPPLIER"))
-    assert not domain.can_see(supplier_only, caller("CUSTOMER"))
-    assert not domain.can_see(supplier_only, caller("CUSTOMER", "MODERATOR"))
-    assert domain.can_see(supplier_only, caller("CUSTOMER", id_=author))
-    assert domain.can_see(supplier_only, caller("CUSTOMER", "PRODUCT_TEAM"))
-    assert domain.can_see(supplier_only, caller("PARTNER", "ADMIN"))
+    assert domain.check_can_vote(supplier_only, caller("SUPPLIER")) is supplier_only
+    assert domain.check_can_vote(supplier_only, caller("CUSTOMER", id_=author)) is supplier_only
+    with pytest.raises(Problem) as exc:
+        domain.check_can_vote(supplier_only, caller("CUSTOMER", "MODERATOR"))
+    assert exc.value.code == "NOT_FOUND"
 
 
 def test_invisible_idea_is_not_found_even_when_closed() -> None:
