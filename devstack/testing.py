@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from devstack.servers import EmbeddedNats, EmbeddedPostgres, create_databases_sync, free_port
+from devstack.waiting import eventually
 from shared.auth import Principal, Scope, TokenIssuer
 from shared.events.catalogue import Role, StakeholderKind
 from shared.migrations import upgrade
@@ -133,3 +134,15 @@ async def service_app(infra: Infra, test_public_key_pem: str) -> AsyncIterator[S
             return app, client
 
         yield start
+
+
+async def stop_messaging(app: FastAPI) -> None:
+    """Stop a service app's outbox relay and consumer loops once they have started, so that the
+    test decides which event reaches which consumer, when and how often; the consumer runner's
+    `apply` stays usable (it runs one delivery's transaction)."""
+    runtime = app.state.runtime
+    await eventually(lambda: runtime.consumers is not None, what="the consumer runner started")
+    runtime.stop.set()
+    for task in runtime.tasks:
+        task.cancel()
+    await asyncio.gather(*runtime.tasks, return_exceptions=True)

@@ -2,12 +2,13 @@
 fanned out to the local subscribers through asyncio queues.
 
 Triggers (payloads are the project's JSON envelopes, see shared/events):
-- `live.idea.<idea_id>` ({"idea_id": ...}): published by the ideas service after each committed
-  change of its idea projection (score, voters, tally, comment count): the main ideaChanged trigger.
-- `ideas.v1.idea.>` (idea_id; merged: also target_id), `votes.v1.>` (idea_id; votes.moved:
-  source_id and target_id), `comments.v1.comment.>` (idea_id): ideaChanged triggers too; the
-  subscription re-reads the idea and emits only when it changed, so early triggers cost a read.
-- `comments.v1.comment.added` (idea_id, comment_id): commentAdded.
+- the live hints of shared/live.py ({"idea_id": ...}): published by the ideas service after each
+  committed change of its idea projection (score, voters, tally, comment count): the main
+  ideaChanged trigger.
+- every event of the IDEAS, VOTES and COMMENTS streams, for each idea it changes (the catalogue's
+  `EventSpec.ideas`): ideaChanged triggers too; the subscription re-reads the idea and emits only
+  when it changed, so early triggers cost a read.
+- CommentAdded (idea_id, comment_id): commentAdded.
 
 A trigger carries no data to the client: the subscription re-reads the object with the
 subscriber's own token, so visibility is enforced by the services."""
@@ -26,7 +27,11 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from prometheus_client import Counter, Gauge
 
+from shared.events.catalogue import CATALOGUE, CommentAdded, subject_of
+from shared.ids import parse_uuid
+from shared.live import LIVE_IDEA_PREFIX, LIVE_IDEA_SUBJECTS
 from shared.logs import get_logger
+from shared.messaging import STREAMS
 
 IDEA = "idea"
 COMMENT = "comment"
@@ -37,7 +42,8 @@ LIVE = "live"
 EVENT = "event"
 Item = str | uuid.UUID
 
-SUBJECTS = ("live.idea.*", "ideas.v1.idea.>", "votes.v1.>", "comments.v1.comment.>")
+SUBJECTS = (LIVE_IDEA_SUBJECTS, *(subject for stream in ("IDEAS", "VOTES", "COMMENTS") for subject in STREAMS[stream]))
+COMMENT_ADDED = subject_of(CommentAdded)
 
 ACTIVE_LISTENERS = Gauge("gateway_live_listeners", "Local subscribers waiting for live updates")
 DROPPED = Counter("gateway_live_dropped_total", "Live updates dropped because a subscriber was too slow")
@@ -145,39 +151,24 @@ class LiveHub:
         if not isinstance(payload, dict):
             return
         body: dict[str, Any] = payload.get("data") if isinstance(payload.get("data"), dict) else payload  # type: ignore[assignment]
-        if subject.startswith("live.idea."):
-            self._notify_idea(body.get("idea_id") or subject.rsplit(".", 1)[-1], LIVE)
-        elif subject.startswith("ideas.v1.idea."):
-            self._notify_idea(body.get("idea_id"))
-            if subject.endswith(".merged"):
-                self._notify_idea(body.get("target_id"))
-        elif subject.startswith("votes.v1."):
-            for key in ("idea_id", "source_id", "target_id"):
-                self._notify_idea(body.get(key))
-        elif subject.startswith("comments.v1.comment."):
-            idea_id = _uuid(body.get("idea_id"))
-            if idea_id is None:
-                return
-            if subject.endswith(".added") and (comment_id := _uuid(body.get("comment_id"))) is not None:
+        if subject.startswith(LIVE_IDEA_PREFIX):
+            self._notify_idea(body.get("idea_id") or subject.removeprefix(LIVE_IDEA_PREFIX), LIVE)
+            return
+        spec = CATALOGUE.get(subject)
+        if spec is None:
+            return
+        for key in spec.ideas:
+            self._notify_idea(body.get(key))
+        if subject == COMMENT_ADDED:
+            idea_id, comment_id = parse_uuid(body.get("idea_id")), parse_uuid(body.get("comment_id"))
+            if idea_id is not None and comment_id is not None:
                 self._offer((COMMENT, idea_id), comment_id)
-            self._offer((IDEA, idea_id), EVENT)
 
     def _notify_idea(self, value: object, kind: str = EVENT) -> None:
-        idea_id = _uuid(value)
+        idea_id = parse_uuid(value)
         if idea_id is not None:
             self._offer((IDEA, idea_id), kind)
 
     def _offer(self, topic: Topic, item: Item) -> None:
         for listener in tuple(self._listeners.get(topic, ())):
             listener.offer(item)
-
-
-def _uuid(value: object) -> uuid.UUID | None:
-    if isinstance(value, uuid.UUID):
-        return value
-    if not isinstance(value, str):
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None

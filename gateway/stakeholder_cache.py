@@ -23,9 +23,10 @@ from nats.aio.msg import Msg
 from prometheus_client import Counter
 
 from shared.logs import get_logger
+from shared.messaging import STREAMS
 
 JSON = dict[str, Any]
-SUBJECT = "stakeholders.v1.stakeholder.>"
+SUBJECT = STREAMS["STAKEHOLDERS"][0]  # every stakeholder event
 LOOKUPS = Counter("gateway_stakeholder_cache_total", "Stakeholder lookups by the gateway", ["outcome"])
 HITS, MISSES = LOOKUPS.labels("hit"), LOOKUPS.labels("miss")
 

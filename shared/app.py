@@ -34,7 +34,8 @@ from shared.consumer import ConsumerRunner, Subscription
 from shared.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from shared.logs import configure_logging, get_logger
 from shared.messaging import connect_nats_retrying, ensure_streams
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, prune_messaging
+from shared.periodic import run_periodically
 from shared.problems import (
     PROBLEM_JSON,
     STATUS_FOR_CODE,
@@ -171,6 +172,15 @@ def create_service_app(
         if on_startup is not None:
             await on_startup(app, runtime)
         runtime.tasks.append(asyncio.create_task(_messaging(runtime, list(subscriptions))))
+
+        def prune() -> Awaitable[dict[str, int]]:
+            return prune_messaging(engine, settings.messaging_retention_seconds)
+
+        runtime.tasks.append(
+            asyncio.create_task(
+                run_periodically("messaging_prune", prune, settings.messaging_prune_interval, runtime.stop)
+            )
+        )
         get_logger("app").info("service_started", port=settings.port)
         try:
             yield

@@ -1,11 +1,17 @@
 """The consumer loop, one for every service: durable pull consumers with explicit ack.
 
+Handlers are registered by payload type (`Consumers.handler`): `async def on_vote_cast(uow,
+event: VoteCast) -> None`, calling the service layer. The payload type names the subject (from
+the catalogue); a service's handlers of one stream share one durable consumer.
+
 For each message: validate the envelope and its payload by the catalogue model; in ONE
-transaction record the event id in the inbox (per consumer) and apply the handler's effect;
-ack after commit. The messages of one fetch share that transaction (`handle_batch`: one commit
-per batch); if any of them fails, the batch is undone and each is handled alone. A redelivered
-event finds its inbox row and changes nothing. Transient failures `nak(delay)`; after max
-deliveries the message is `term()`ed and logged loudly.
+transaction record the event id in the inbox (per consumer), apply the stream's ordering policy
+(VERSIONED streams: an event older than the last one applied for its aggregate is skipped, see
+shared/events/catalogue.py) and the handler's effect; ack after commit. The messages of one
+fetch share that transaction (`handle_batch`: one commit per batch); if any of them fails, the
+batch is undone and each is handled alone. A redelivered event finds its inbox row and changes
+nothing. `RetryLater` and transient failures `nak(delay)`; `PermanentError`, and any failure after
+max deliveries, `term()` the message and log it loudly (shared/events/failures.py).
 
 Fetching is our own (`PullFetcher`), not nats-py's `PullSubscription.fetch`: that one raises on
 a status message that answers an *earlier* pull request (e.g. "400 heartbeat value too large",
@@ -20,12 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import typing
 import uuid
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -35,21 +44,22 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import Span
 from prometheus_client import Counter
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import Column, DateTime, func, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.events.catalogue import payload_model
+from shared.events.catalogue import Ordering, Payload, spec_for_model, spec_of, stream_for_subject
 from shared.events.envelope import Envelope
-from shared.live import flush_live
+from shared.events.failures import PermanentError, RetryLater
 from shared.logs import get_logger
-from shared.messaging import stream_for_subject
 from shared.tracing import extract_context, tracer
+from shared.uow import UnitOfWork
 
-Handler = Callable[[AsyncSession, Envelope, BaseModel], Awaitable[None]]
-Parsed = tuple[Envelope, BaseModel, Handler]  # a message's event, its payload model and its handler
+P = TypeVar("P", bound=Payload)
+Handler = Callable[[UnitOfWork, Any], Awaitable[None]]
+Parsed = tuple[Envelope, Payload, Handler]  # a message's event, its payload and its handler
 
 EVENTS = Counter(
     "events_consumed_total", "Events taken from JetStream, by durable consumer and outcome", ["durable", "outcome"]
@@ -77,13 +87,10 @@ def _unbind_event() -> None:
     structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
 
 
-def _span(msg: Msg, envelope: Envelope) -> AbstractContextManager[Span]:
+def _span(msg: Msg | None, envelope: Envelope) -> AbstractContextManager[Span]:
     """The consumer's span, continuing the trace the event carries in its headers."""
-    return tracer().start_as_current_span(f"consume {envelope.type}", context=extract_context(msg.headers))
-
-
-class PermanentError(Exception):
-    """The event can never be handled: terminate it instead of retrying."""
+    headers = msg.headers if msg is not None else None
+    return tracer().start_as_current_span(f"consume {envelope.type}", context=extract_context(headers))
 
 
 @dataclass(frozen=True)
@@ -91,13 +98,44 @@ class Subscription:
     """One durable consumer: `durable` is shared by every replica of the service."""
 
     durable: str
-    subjects: dict[str, Handler]  # event type -> handler; all in one stream
+    stream: str
+    subjects: dict[str, Handler]  # event type -> handler; all in `stream`
+
+
+class Consumers:
+    """A service's event handlers, registered by the payload type of their second parameter:
+
+        consumers = Consumers("votes")
+
+        @consumers.handler
+        async def on_idea_proposed(uow: UnitOfWork, event: IdeaProposed) -> None: ...
+
+    The catalogue must list the service among the event's consumers. One durable consumer per
+    stream, named `<service>-<stream>` and shared by the service's replicas."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._handlers: dict[str, Handler] = {}
+
+    def handler(self, fn: Callable[[UnitOfWork, P], Awaitable[None]]) -> Callable[[UnitOfWork, P], Awaitable[None]]:
+        names = list(inspect.signature(fn).parameters)
+        model = typing.get_type_hints(fn).get(names[1]) if len(names) == 2 else None
+        if not (isinstance(model, type) and issubclass(model, Payload)):
+            raise TypeError(f"{fn.__name__}: the second parameter must be annotated with a catalogue payload")
+        spec = spec_for_model(model)
+        if self.service not in spec.consumers:
+            raise LookupError(f"the catalogue does not list {self.service} as a consumer of {spec.subject}")
+        if spec.subject in self._handlers:
+            raise LookupError(f"{self.service} handles {spec.subject} twice")
+        self._handlers[spec.subject] = fn
+        return fn
 
     @property
-    def stream(self) -> str:
-        streams = {stream_for_subject(s) for s in self.subjects}
-        assert len(streams) == 1, f"{self.durable}: one stream per subscription"
-        return streams.pop()
+    def subscriptions(self) -> list[Subscription]:
+        streams: dict[str, dict[str, Handler]] = {}
+        for subject, fn in self._handlers.items():
+            streams.setdefault(stream_for_subject(subject), {})[subject] = fn
+        return [Subscription(f"{self.service}-{name.lower()}", name, subjects) for name, subjects in streams.items()]
 
 
 # After the first message of a fetch, how long to wait for more before handing them over.
@@ -313,7 +351,7 @@ class ConsumerRunner:
         try:
             envelope = Envelope.model_validate_json(msg.data)
             handler = sub.subjects.get(envelope.type)
-            payload = payload_model(envelope.type).model_validate(envelope.data)
+            payload = spec_of(envelope.type).model.model_validate(envelope.data)
         except (ValidationError, LookupError) as exc:
             self._log.error("event_rejected_invalid", durable=sub.durable, subject=msg.subject, error=str(exc))
             EVENTS.labels(sub.durable, "invalid").inc()
@@ -338,6 +376,7 @@ class ConsumerRunner:
             EVENTS.labels(sub.durable, "applied" if first_time else "duplicate").inc()
         except PermanentError as exc:
             self._log.error("event_terminated", durable=sub.durable, error=str(exc))
+            EVENTS.labels(sub.durable, "terminated").inc()
             await msg.term()
         except Exception as exc:
             delivered = msg.metadata.num_delivered if msg.metadata else 1
@@ -347,48 +386,83 @@ class ConsumerRunner:
                 await msg.term()
             else:
                 EVENTS.labels(sub.durable, "retried").inc()
-                self._log.warning("event_retry", durable=sub.durable, deliveries=delivered, error=repr(exc))
+                log = self._log.info if isinstance(exc, RetryLater) else self._log.warning
+                log("event_retry", durable=sub.durable, deliveries=delivered, error=repr(exc))
                 await msg.nak(delay=min(0.2 * 2**delivered, 10.0))
         finally:
             _unbind_event()
 
-    async def apply(self, consumer: str, envelope: Envelope, payload: BaseModel, handler: Handler) -> bool:
+    async def apply(self, consumer: str, envelope: Envelope, payload: Payload, handler: Handler) -> bool:
         """Inbox row and effect in one transaction. Returns False for an event seen before."""
-        async with self._sessionmaker() as session:
-            async with session.begin():
-                if not await self._apply_one(session, consumer, envelope, payload, handler):
-                    return False
-            await flush_live(session, self._nc)
-        return True
+        return (await self._in_transaction(consumer, [(envelope, payload, handler)], bind=False))[0]
 
     async def apply_batch(self, consumer: str, events: list[tuple[Msg, Parsed]]) -> list[bool]:
         """Inbox rows and effects of several events in one transaction, in order. Each handler
         sees what the ones before it wrote (pending changes flushed, loaded objects expired)."""
+        return await self._in_transaction(consumer, [parsed for _, parsed in events], msgs=[m for m, _ in events])
+
+    async def _in_transaction(
+        self, consumer: str, events: list[Parsed], *, msgs: list[Msg] | None = None, bind: bool = True
+    ) -> list[bool]:
         firsts: list[bool] = []
         async with self._sessionmaker() as session:
-            async with session.begin():
-                for msg, (envelope, payload, handler) in events:
+            uow = UnitOfWork(session)
+            try:
+                for i, (envelope, payload, handler) in enumerate(events):
+                    if not bind:
+                        firsts.append(await self._apply_one(uow, consumer, envelope, payload, handler))
+                        continue
                     _bind_event(envelope)
                     try:
-                        with _span(msg, envelope):
-                            firsts.append(await self._apply_one(session, consumer, envelope, payload, handler))
+                        with _span(msgs[i] if msgs else None, envelope):
+                            firsts.append(await self._apply_one(uow, consumer, envelope, payload, handler))
                     finally:
                         _unbind_event()
-            await flush_live(session, self._nc)
+                await uow.commit()
+            except BaseException:
+                await uow.rollback()
+                raise
+            await uow.publish_live(self._nc)
         return firsts
 
     async def _apply_one(
-        self, session: AsyncSession, consumer: str, envelope: Envelope, payload: BaseModel, handler: Handler
+        self, uow: UnitOfWork, consumer: str, envelope: Envelope, payload: Payload, handler: Handler
     ) -> bool:
-        """One event inside the caller's transaction: its inbox row, then its effect, written out
-        (flushed, loaded objects expired) so that a next event in the same transaction sees it.
-        False for an event seen before."""
+        """One event inside the caller's transaction: its inbox row, the ordering policy, then its
+        effect, written out (flushed, loaded objects expired) so that a next event in the same
+        transaction sees it. False for an event seen before."""
+        session = uow.session
         if not await self._record(session, consumer, envelope.id):
             return False
-        await handler(session, envelope, payload)
+        if not await self._newer(session, consumer, envelope):
+            EVENTS.labels(consumer, "superseded").inc()
+            return True
+        uow.handling = envelope
+        try:
+            await handler(uow, payload)
+        finally:
+            uow.handling = None
         await session.flush()
         session.expire_all()
         return True
+
+    @staticmethod
+    async def _newer(session: AsyncSession, consumer: str, envelope: Envelope) -> bool:
+        """VERSIONED streams: True (and the version recorded) when the event is newer than the last
+        one this consumer applied for its aggregate; False when it is superseded. The row stays
+        locked until commit, so two events of one aggregate are never applied side by side."""
+        if envelope.aggregate_version is None or spec_of(envelope.type).ordering is not Ordering.VERSIONED:
+            return True
+        return (
+            await session.execute(
+                text(
+                    "INSERT INTO projection_version AS p (consumer, aggregate_id, version) VALUES (:c, :a, :v) "
+                    "ON CONFLICT (consumer, aggregate_id) DO UPDATE SET version = EXCLUDED.version "
+                    "WHERE p.version < EXCLUDED.version RETURNING version"
+                ),
+                {"c": consumer, "a": envelope.subject_id, "v": envelope.aggregate_version},
+            )
+        ).first() is not None
 
     @staticmethod
     async def _record(session: AsyncSession, consumer: str, event_id: uuid.UUID) -> bool:

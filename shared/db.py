@@ -1,22 +1,22 @@
-"""Async engine and sessions. Services add and flush; the boundary (the request's session
-dependency, or the consumer runner) commits.
+"""Async engine, sessions and the request's unit of work. Services add and flush; the boundary
+(the request's dependency, or the consumer runner) commits (shared/uow.py).
 
-Routes that only read take `ReadSessionDep`: its connection is in autocommit, so a request costs
-its queries and nothing else (no BEGIN and COMMIT round trips, which were ~15% of a batch read's
-time in the services). Each statement sees its own snapshot; a read route that needs two
-statements to agree uses `SessionDep`."""
+Routes that only read take a read-only unit of work (`read_only`): its connection is in
+autocommit, so a request costs its queries and nothing else (no BEGIN and COMMIT round trips,
+which were ~15% of a batch read's time in the services). Each statement sees its own snapshot;
+a read route that needs two statements to agree uses `transactional`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.live import discard_live, flush_live
 from shared.settings import ServiceSettings
+from shared.uow import UnitOfWork
 
 
 def create_engine(settings: ServiceSettings) -> AsyncEngine:
@@ -49,46 +49,51 @@ def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSes
     return create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
 
 
-async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, committed when the route returns without error.
+async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
+    """One unit of work per request, committed when the route returns without error.
 
     Used with scope="function" (below): the commit runs *before* the response is sent, so a
     failed commit can never be answered with a success."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with maker() as session:
+        uow = UnitOfWork(session)
         try:
-            yield session
-            await session.commit()
+            yield uow
+            await uow.commit()
         except BaseException:
-            discard_live(session)
-            await session.rollback()
+            await uow.rollback()
             raise
-        await flush_live(session, request.app.state.runtime.nc)
+        await uow.publish_live(request.app.state.runtime.nc)
 
 
-async def read_session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
-    """One autocommit session per read-only request (nothing to commit)."""
+async def _read_only_unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
+    """One autocommit session per read-only request (nothing to commit, nothing to publish)."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
     async with maker() as session:
-        yield session
+        yield UnitOfWork(session, read_only=True)
 
 
-SessionDep = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
-ReadSessionDep = Annotated[AsyncSession, Depends(read_session_dependency, scope="function")]
-
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(_unit_of_work, scope="function")]
+ReadOnlyUnitOfWorkDep = Annotated[UnitOfWork, Depends(_read_only_unit_of_work, scope="function")]
 
 S = TypeVar("S")
+ServiceFactory = Callable[[UnitOfWork, Request], S]
 
 
-def service_dependencies(make: Callable[[AsyncSession, Request], S]) -> tuple[Any, Any]:
-    """`(Service, ReadService)` for a service's routes: each builds the use-case object with
-    `make(session, request)`, on the request's transaction (Service) or, for routes that only
-    read, on an autocommit session (ReadService)."""
+def transactional(make: ServiceFactory[S]) -> Callable[[Request, UnitOfWork], Awaitable[S]]:
+    """A route dependency giving the service's use cases on the request's transaction:
+    `Service = Annotated[IdeaService, Depends(transactional(IdeaService.of))]`."""
 
-    async def with_transaction(request: Request, session: SessionDep) -> S:
-        return make(session, request)
+    async def dependency(request: Request, uow: UnitOfWorkDep) -> S:
+        return make(uow, request)
 
-    async def read_only(request: Request, session: ReadSessionDep) -> S:
-        return make(session, request)
+    return dependency
 
-    return Annotated[Any, Depends(with_transaction)], Annotated[Any, Depends(read_only)]
+
+def read_only(make: ServiceFactory[S]) -> Callable[[Request, UnitOfWork], Awaitable[S]]:
+    """The same for routes that only read: an autocommit session, no transaction."""
+
+    async def dependency(request: Request, uow: ReadOnlyUnitOfWorkDep) -> S:
+        return make(uow, request)
+
+    return dependency

@@ -14,21 +14,13 @@ from nats.aio.client import Client as NATS
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
+from shared.events.catalogue import ORDERING
 from shared.logs import get_logger
 
 # One stream per context. Duplicate window: the relay's Nats-Msg-Id dedup horizon.
-STREAMS: dict[str, list[str]] = {
-    "STAKEHOLDERS": ["stakeholders.>"],
-    "IDEAS": ["ideas.>"],
-    "VOTES": ["votes.>"],
-    "COMMENTS": ["comments.>"],
-}
+STREAMS: dict[str, list[str]] = {name: [f"{name.lower()}.>"] for name in ORDERING}
 DUPLICATE_WINDOW_SECONDS = 600.0
 MAX_AGE_SECONDS = 30 * 24 * 3600.0
-
-
-def stream_for_subject(subject: str) -> str:
-    return subject.split(".", 1)[0].upper()
 
 
 def stream_config(name: str, replicas: int = 1) -> StreamConfig:

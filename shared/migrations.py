@@ -59,7 +59,34 @@ def run_env() -> None:
 
 
 def create_messaging_tables(op: Any) -> None:
-    """The outbox and inbox tables every service has (used by each service's first revision)."""
+    """Every messaging table a service has, as they are now: a new service's first revision
+    calls this. (The four first services created them in two steps, revisions 0001 and 0002.)"""
+    create_messaging_tables_v1(op)
+    add_messaging_tables_v2(op)
+
+
+def add_messaging_tables_v2(op: Any) -> None:
+    """The last version each projection applied per aggregate (the VERSIONED streams' ordering
+    rule, shared/consumer.py), and the indexes the periodic pruning of sent outbox rows and old
+    inbox rows uses (shared/outbox.py prune_messaging)."""
+    op.create_table(
+        "projection_version",
+        sa.Column("consumer", sa.String(), primary_key=True),
+        sa.Column("aggregate_id", sa.String(), primary_key=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+    )
+    op.create_index("ix_outbox_sent", "outbox", ["sent_at"], postgresql_where=sa.text("sent_at IS NOT NULL"))
+    op.create_index("ix_inbox_processed", "inbox", ["processed_at"])
+
+
+def drop_messaging_tables_v2(op: Any) -> None:
+    op.drop_table("projection_version")
+    op.drop_index("ix_outbox_sent", "outbox")
+    op.drop_index("ix_inbox_processed", "inbox")
+
+
+def create_messaging_tables_v1(op: Any) -> None:
+    """The outbox and inbox tables as the first four services' revision 0001 created them."""
     op.create_table(
         "outbox",
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),

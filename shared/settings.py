@@ -68,6 +68,10 @@ class ServiceSettings(TokenSettings):
     consumer_max_deliver: int = 10
     # A message handed to an instance that then dies is redelivered after this long.
     consumer_ack_wait: float = 10.0
+    # Sent outbox rows and inbox rows are deleted once older than this: the streams' duplicate
+    # window (600 s, shared/messaging.py) plus an hour (shared/outbox.py prune_messaging: why).
+    messaging_retention_seconds: float = Field(4200.0, gt=600.0)
+    messaging_prune_interval: float = 300.0
 
     def resolved_database_url(self) -> str:
         """SQLAlchemy URL (asyncpg driver) of this service's own database."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from services.comments.models import (
     ByIdeasRequest,
@@ -19,14 +19,20 @@ from services.comments.models import (
 )
 from services.comments.service import CommentService
 from shared.auth import OptionalPrincipal, WriterPrincipal
-from shared.db import service_dependencies
+from shared.db import read_only, transactional
 from shared.pagination import Items, Page
+from shared.uow import UnitOfWork
 
 router = APIRouter()
 
 
+def _service(uow: UnitOfWork, _: Request) -> CommentService:
+    return CommentService(uow)
+
+
 # Service: on the request's transaction; ReadService: routes that only read (no transaction).
-Service, ReadService = service_dependencies(lambda session, _: CommentService(session))
+Service = Annotated[CommentService, Depends(transactional(_service))]
+ReadService = Annotated[CommentService, Depends(read_only(_service))]
 
 
 @router.post("/ideas/{idea_id}/comments", status_code=201, response_model=CommentPublic)

@@ -24,7 +24,6 @@ from shared.problems import bad_input, conflict, storable_text
 
 MAX_BODY = 10_000
 MAX_REASON = 500
-FINAL_STATUSES = frozenset({IdeaStatus.MERGED, IdeaStatus.SHIPPED})
 
 
 def is_moderator(viewer: Principal | None) -> bool:
@@ -63,14 +62,6 @@ def check_parent(idea_id: uuid.UUID, parent_idea_id: uuid.UUID) -> None:
     """A reply stays in its thread: the parent must be a comment on the same idea."""
     if parent_idea_id != idea_id:
         raise bad_input("parent_id is a comment on another idea", field="parent_id")
-
-
-def next_status(current: str, reported: str) -> IdeaStatus:
-    """The projection's status after a reported change. MERGED and SHIPPED are final, so a
-    stale or late event can never reopen them."""
-    if current in FINAL_STATUSES:
-        return IdeaStatus(current)
-    return IdeaStatus(reported)
 
 
 def visible_body(body: str, hidden: bool, viewer: Principal | None) -> str:

@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import uuid
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from services.comments import domain
 from services.comments.models import Comment, CommentCreate, CommentPublic, IdeaVisibility, utcnow
 from services.comments.repository import CommentRepository
 from shared.auth import Principal
-from shared.events.envelope import new_event
-from shared.outbox import add_event
+from shared.events.catalogue import IdeaMerged, IdeaProposed, IdeaStatus, IdeaStatusChanged
+from shared.events.failures import RetryLater
 from shared.pagination import Page, check_page_size, decode_cursor, encode_cursor
 from shared.problems import forbidden, not_found
+from shared.uow import UnitOfWork
 from shared.visibility import can_see
-
-SOURCE = "comments"
 
 
 def public(comment: Comment, viewer: Principal | None) -> CommentPublic:
@@ -54,9 +51,9 @@ def _page(comments: list[Comment], first: int, total: int, viewer: Principal | N
 
 
 class CommentService:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-        self.repo = CommentRepository(session)
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.repo = CommentRepository(uow.session)
 
     async def _visible_idea(self, idea_id: uuid.UUID, principal: Principal | None) -> IdeaVisibility:
         idea = await self.repo.idea(idea_id)
@@ -90,10 +87,11 @@ class CommentService:
             official=domain.is_official(principal),
         )
         await self.repo.add(comment)
-        event = domain.comment_added(
-            comment.id, comment.idea_id, comment.author_id, comment.parent_id, comment.official, comment.created_at
+        self.uow.emit(
+            domain.comment_added(
+                comment.id, comment.idea_id, comment.author_id, comment.parent_id, comment.official, comment.created_at
+            )
         )
-        await add_event(self.session, new_event(event, source=SOURCE, subject_id=comment.id))
         return public(comment, principal)
 
     async def get(self, principal: Principal | None, comment_id: uuid.UUID) -> CommentPublic:
@@ -146,10 +144,30 @@ class CommentService:
             comment.hidden_by = event.hidden_by
             comment.hidden_at = utcnow()
             await self.repo.add(comment)
-            await add_event(self.session, new_event(event, source=SOURCE, subject_id=comment.id))
+            self.uow.emit(event)
         return public(comment, principal)
 
     async def flag(self, principal: Principal, comment_id: uuid.UUID, reason: str) -> bool:
         comment = await self._visible_comment(comment_id, principal)
         reason = domain.clean_reason(reason)
         return await self.repo.add_flag(comment.id, principal.id, reason)
+
+    # --- the idea projection (event handlers; the IDEAS stream's ordering: shared/events/catalogue.py) --
+    async def idea_proposed(self, event: IdeaProposed) -> None:
+        await self.repo.add_idea_if_absent(
+            event.idea_id, event.author_id, [str(k) for k in event.visible_to], event.status
+        )
+
+    async def idea_status_changed(self, event: IdeaStatusChanged) -> None:
+        await self._set_status(event.idea_id, event.to_status)
+
+    async def idea_merged(self, event: IdeaMerged) -> None:
+        await self._set_status(event.idea_id, IdeaStatus.MERGED)
+
+    async def _set_status(self, idea_id: uuid.UUID, status: IdeaStatus) -> None:
+        idea = await self.repo.idea(idea_id, for_update=True)
+        if idea is None:
+            raise RetryLater(f"idea {idea_id} not known yet")
+        if status != idea.status:
+            idea.status = status
+            await self.repo.save_idea(idea)

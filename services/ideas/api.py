@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from services.ideas.models import (
     IdeaCreate,
@@ -19,15 +19,21 @@ from services.ideas.models import (
 )
 from services.ideas.service import IdeaService
 from shared.auth import OptionalPrincipal, WriterPrincipal
-from shared.db import service_dependencies
+from shared.db import read_only, transactional
 from shared.events.catalogue import IdeaStatus, StakeholderKind
 from shared.pagination import Items, Page, check_page_size
+from shared.uow import UnitOfWork
 
 router = APIRouter()
 
 
+def _service(uow: UnitOfWork, _: Request) -> IdeaService:
+    return IdeaService(uow)
+
+
 # Service: on the request's transaction; ReadService: routes that only read (no transaction).
-Service, ReadService = service_dependencies(lambda session, _: IdeaService(session))
+Service = Annotated[IdeaService, Depends(transactional(_service))]
+ReadService = Annotated[IdeaService, Depends(read_only(_service))]
 
 
 @router.post("/ideas", status_code=201, response_model=IdeaPublic)

@@ -4,13 +4,16 @@ trigram search; tallies, comment counts and trending kept from events."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
 from services.ideas.api import router
 from services.ideas.consumers import SUBSCRIPTIONS
-from services.ideas.service import run_trending_expiry
+from services.ideas.service import expire_trending
 from shared.app import Runtime, create_service_app
+from shared.periodic import run_periodically
 from shared.settings import ServiceSettings
 
 
@@ -26,9 +29,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def on_startup(app: FastAPI, runtime: Runtime) -> None:
         # Cancelled with the other runtime tasks when the app stops (and it watches runtime.stop).
+        def expire() -> Awaitable[int]:
+            return expire_trending(runtime.sessionmaker, datetime.now(UTC))
+
         runtime.tasks.append(
             asyncio.create_task(
-                run_trending_expiry(runtime.sessionmaker, runtime.stop, settings.trending_expiry_interval)
+                run_periodically("trending_expiry", expire, settings.trending_expiry_interval, runtime.stop)
             )
         )
 

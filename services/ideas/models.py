@@ -61,6 +61,8 @@ class Idea(IdeaBase, table=True):
     status_note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     merged_into_id: uuid.UUID | None = Field(default=None, foreign_key="idea.id")
     version: int = 1
+    # The idea's version as an aggregate (one more with each event about it; the catalogue's ordering).
+    event_version: int = 1
     # Projections from votes and comments events.
     voters: int = 0
     score: int = 0

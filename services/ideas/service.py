@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 import uuid
 from collections.abc import Sequence
@@ -26,16 +24,14 @@ from services.ideas.models import (
 )
 from services.ideas.repository import IdeaFilter, IdeaRepository, sort_column
 from shared.auth import Principal
-from shared.events.catalogue import IdeaStatus, StakeholderKind
-from shared.events.envelope import new_event
-from shared.live import publish_after_commit
-from shared.logs import get_logger
-from shared.outbox import add_event
+from shared.events.catalogue import CommentAdded, IdeaStatus, StakeholderKind
+from shared.events.failures import RetryLater
+from shared.live import idea_live_subject
 from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.problems import bad_input, not_found, storable_text
+from shared.uow import UnitOfWork
 from shared.visibility import can_see
 
-SOURCE = "ideas"
 MAX_SEARCH = 500
 MAX_SIMILAR = 20
 MAX_SIMILAR_TEXT = domain.MAX_TITLE + domain.MAX_BODY + 2
@@ -68,11 +64,6 @@ def public(idea: Any) -> IdeaPublic:
     )
 
 
-def changed_live(session: AsyncSession, idea_id: uuid.UUID) -> None:
-    """Hint (after commit) that the idea changed, for the gateway's ideaChanged subscriptions."""
-    publish_after_commit(session, f"live.idea.{idea_id}", {"idea_id": str(idea_id)})
-
-
 def cursor_key(sort: IdeaSort, segment: StakeholderKind | None) -> str:
     return str(sort_column(sort, segment).key)
 
@@ -100,9 +91,13 @@ def decode_position(cursor: str, key: str) -> tuple[Any, uuid.UUID]:
 
 
 class IdeaService:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-        self.repo = IdeaRepository(session)
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.repo = IdeaRepository(uow.session)
+
+    def _changed(self, idea_id: uuid.UUID) -> None:
+        """Hint (after commit) that the idea changed, for the gateway's ideaChanged subscriptions."""
+        self.uow.live(idea_live_subject(idea_id), {"idea_id": str(idea_id)})
 
     async def _visible(self, idea_id: uuid.UUID, viewer: Principal | None, *, for_update: bool = False) -> Idea:
         idea = await self.repo.get(idea_id, for_update=for_update)
@@ -139,7 +134,7 @@ class IdeaService:
             )
         )
         event = domain.proposed_event(idea.id, principal.id, title, tags, visible_to, idea.created_at)
-        await add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
+        self.uow.emit(event, aggregate_version=idea.event_version)
         return public(idea)
 
     async def refine(self, principal: Principal, idea_id: uuid.UUID, data: IdeaUpdate) -> IdeaPublic:
@@ -153,6 +148,7 @@ class IdeaService:
         now = datetime.now(UTC)
         idea.title, idea.body, idea.tags = title, body, tags
         idea.version += 1
+        idea.event_version += 1
         idea.updated_at = now
         await self.repo.add(idea)
         await self.repo.add_revision(
@@ -167,8 +163,8 @@ class IdeaService:
             )
         )
         event = domain.refined_event(idea.id, idea.version, principal.id, title, tags)
-        await add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
-        changed_live(self.session, idea.id)
+        self.uow.emit(event, aggregate_version=idea.event_version)
+        self._changed(idea.id)
         return public(idea)
 
     async def set_status(
@@ -182,10 +178,11 @@ class IdeaService:
         idea.status = status
         idea.status_note = note
         idea.updated_at = datetime.now(UTC)
+        idea.event_version += 1
         await self.repo.add(idea)
         event = domain.status_changed_event(idea.id, current, status, note, principal.id)
-        await add_event(self.session, new_event(event, source=SOURCE, subject_id=idea.id))
-        changed_live(self.session, idea.id)
+        self.uow.emit(event, aggregate_version=idea.event_version)
+        self._changed(idea.id)
         return public(idea)
 
     async def merge(self, principal: Principal, source_id: uuid.UUID, target_id: uuid.UUID) -> IdeaPublic:
@@ -202,11 +199,11 @@ class IdeaService:
         source.merged_into_id = target.id
         source.status_note = None
         source.updated_at = datetime.now(UTC)
+        source.event_version += 1
         await self.repo.add(source)
-        event = domain.merged_event(source.id, target.id, principal.id)
-        await add_event(self.session, new_event(event, source=SOURCE, subject_id=source.id))
-        changed_live(self.session, source.id)
-        changed_live(self.session, target.id)
+        self.uow.emit(domain.merged_event(source.id, target.id, principal.id), aggregate_version=source.event_version)
+        self._changed(source.id)
+        self._changed(target.id)
         return public(target)
 
     # --- reads ---------------------------------------------------------------------------
@@ -272,6 +269,26 @@ class IdeaService:
         ideas = await self.repo.similar(principal, value[:SIMILAR_TRIGRAM_CHARS], or_query, first)
         return [public(i) for i in ideas]
 
+    # --- projections of VOTES and COMMENTS (COMMUTATIVE streams: deltas, in any order) -----------------
+    async def apply_tally(self, deltas: list[domain.TallyDelta], at: datetime) -> None:
+        """One vote event's deltas: day buckets first, then the ideas in id order (the lock order
+        the trending expiry uses too). An idea not known yet: RetryLater."""
+        changes = domain.sum_deltas(deltas)
+        day = domain.score_day(at)
+        counts_recent = domain.in_window(day, datetime.now(UTC))
+        for change in changes:
+            if counts_recent and change.weight != 0:
+                await self.repo.add_score_day(change.idea_id, day, change.weight)
+        for change in changes:
+            if not await self.repo.apply_tally(change, change.weight if counts_recent else 0):
+                raise RetryLater(f"idea {change.idea_id} not known yet")
+            self._changed(change.idea_id)
+
+    async def comment_added(self, event: CommentAdded) -> None:
+        if not await self.repo.add_comment(event.idea_id):
+            raise RetryLater(f"idea {event.idea_id} not known yet")
+        self._changed(event.idea_id)
+
 
 # --- trending upkeep ---------------------------------------------------------------------------
 async def expire_trending(
@@ -287,19 +304,3 @@ async def expire_trending(
         total += removed
         if removed < batch_size:
             return total
-
-
-async def run_trending_expiry(
-    sessionmaker: async_sessionmaker[AsyncSession], stop: asyncio.Event, interval: float
-) -> None:
-    """The periodic task started with the app; ends when the app stops."""
-    log = get_logger("trending")
-    while not stop.is_set():
-        try:
-            removed = await expire_trending(sessionmaker, datetime.now(UTC))
-            if removed:
-                log.info("trending_days_expired", rows=removed)
-        except Exception as exc:  # database away: try again next round
-            log.warning("trending_expiry_failed", error=repr(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)

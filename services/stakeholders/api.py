@@ -6,8 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from services.stakeholders.models import (
@@ -26,20 +25,22 @@ from services.stakeholders.models import (
 )
 from services.stakeholders.service import Keyring, StakeholderService
 from shared.auth import AdminPrincipal, CurrentPrincipal, SessionWriterPrincipal, WriterPrincipal
-from shared.db import service_dependencies
+from shared.db import read_only, transactional
 from shared.pagination import Items, check_page_size
 from shared.problems import Problem, problem_response
+from shared.uow import UnitOfWork
 
 router = APIRouter()
 
 
-def _service(session: AsyncSession, request: Request) -> StakeholderService:
+def _service(uow: UnitOfWork, request: Request) -> StakeholderService:
     keyring: Keyring = request.app.state.keyring
-    return StakeholderService(session, keyring)
+    return StakeholderService(uow, keyring)
 
 
 # Service: on the request's transaction; ReadService: routes that only read (no transaction).
-Service, ReadService = service_dependencies(_service)
+Service = Annotated[StakeholderService, Depends(transactional(_service))]
+ReadService = Annotated[StakeholderService, Depends(read_only(_service))]
 
 
 @router.post("/stakeholders", status_code=201, response_model=AuthResponse)

@@ -1,58 +1,34 @@
-"""Events the stakeholder service consumes: activity per tag, for ranking experts.
-
-Weights: proposing an idea 3, commenting 2, voting 1, credited to the idea's tags."""
+"""Events the stakeholder service consumes: activity per tag, for ranking experts
+(service.ExpertiseService)."""
 
 from __future__ import annotations
 
-from uuid import UUID
-
-from pydantic import BaseModel
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from services.stakeholders.repository import StakeholderRepository
-from shared.consumer import Subscription
+from services.stakeholders.service import ExpertiseService
+from shared.consumer import Consumers
 from shared.events.catalogue import CommentAdded, IdeaProposed, IdeaRefined, VoteCast
-from shared.events.envelope import Envelope
+from shared.uow import UnitOfWork
 
-IDEA_WEIGHT, COMMENT_WEIGHT, VOTE_WEIGHT = 3, 2, 1
-
-
-class IdeaNotYetKnown(Exception):
-    """A vote or comment arrived before its idea's proposal: retried later (nak)."""
+consumers = Consumers("stakeholders")
 
 
-async def on_idea_proposed(session: AsyncSession, _: Envelope, event: BaseModel) -> None:
-    assert isinstance(event, IdeaProposed)
-    repo = StakeholderRepository(session)
-    await repo.set_idea_tags(event.idea_id, event.tags)
-    await repo.credit(event.author_id, event.tags, IDEA_WEIGHT)
+@consumers.handler
+async def on_idea_proposed(uow: UnitOfWork, event: IdeaProposed) -> None:
+    await ExpertiseService(uow).idea_proposed(event)
 
 
-async def on_idea_refined(session: AsyncSession, _: Envelope, event: BaseModel) -> None:
-    assert isinstance(event, IdeaRefined)
-    await StakeholderRepository(session).set_idea_tags(event.idea_id, event.tags)
+@consumers.handler
+async def on_idea_refined(uow: UnitOfWork, event: IdeaRefined) -> None:
+    await ExpertiseService(uow).idea_refined(event)
 
 
-async def _credit_on_idea(session: AsyncSession, idea_id: UUID, stakeholder_id: UUID, weight: int) -> None:
-    if not await StakeholderRepository(session).credit_on_idea(stakeholder_id, idea_id, weight):
-        raise IdeaNotYetKnown(str(idea_id))
+@consumers.handler
+async def on_vote_cast(uow: UnitOfWork, event: VoteCast) -> None:
+    await ExpertiseService(uow).vote_cast(event)
 
 
-async def on_vote_cast(session: AsyncSession, _: Envelope, event: BaseModel) -> None:
-    assert isinstance(event, VoteCast)
-    await _credit_on_idea(session, event.idea_id, event.voter_id, VOTE_WEIGHT)
+@consumers.handler
+async def on_comment_added(uow: UnitOfWork, event: CommentAdded) -> None:
+    await ExpertiseService(uow).comment_added(event)
 
 
-async def on_comment_added(session: AsyncSession, _: Envelope, event: BaseModel) -> None:
-    assert isinstance(event, CommentAdded)
-    await _credit_on_idea(session, event.idea_id, event.author_id, COMMENT_WEIGHT)
-
-
-SUBSCRIPTIONS = [
-    Subscription(
-        "stakeholders-ideas",
-        {"ideas.v1.idea.proposed": on_idea_proposed, "ideas.v1.idea.refined": on_idea_refined},
-    ),
-    Subscription("stakeholders-votes", {"votes.v1.vote.cast": on_vote_cast}),
-    Subscription("stakeholders-comments", {"comments.v1.comment.added": on_comment_added}),
-]
+SUBSCRIPTIONS = consumers.subscriptions

@@ -16,6 +16,9 @@ TAG_RE = re.compile(r"^[a-z0-9-]{1,40}$")
 MIN_PASSWORD = 10
 MAX_EXPERTISE = 20
 
+# Experts: activity credited to an idea's tags for proposing it, commenting on it, voting on it.
+IDEA_WEIGHT, COMMENT_WEIGHT, VOTE_WEIGHT = 3, 2, 1
+
 # Throttling: after this many failures the account's login is locked, doubling each time.
 FREE_FAILURES = 5
 BASE_LOCK = timedelta(seconds=30)

@@ -10,6 +10,7 @@ from services.stakeholders.service import Keyring, StakeholderService
 from shared.app import Runtime, create_service_app
 from shared.logs import get_logger
 from shared.settings import ServiceSettings
+from shared.uow import UnitOfWork
 
 
 class Settings(ServiceSettings):
@@ -31,10 +32,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keyring = keyring
         app.state.jwt_verifier = keyring.verifier()
         if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
-            async with runtime.sessionmaker() as session, session.begin():
-                await StakeholderService(session, keyring).ensure_admin(
+            async with runtime.sessionmaker() as session:
+                uow = UnitOfWork(session)
+                await StakeholderService(uow, keyring).ensure_admin(
                     settings.bootstrap_admin_email, settings.bootstrap_admin_password
                 )
+                await uow.commit()
             get_logger("bootstrap").info("bootstrap_admin_ensured", email=settings.bootstrap_admin_email)
 
     return create_service_app(settings=settings, routers=[router], subscriptions=SUBSCRIPTIONS, on_startup=on_startup)

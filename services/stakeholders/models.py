@@ -45,6 +45,8 @@ class Stakeholder(StakeholderBase, table=True):
     role: Role = Field(default=Role.MEMBER, sa_column=Column(String, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    # Its version as an aggregate (one more with each event about it; the catalogue's ordering).
+    event_version: int = 1
 
 
 class StakeholderPublic(StakeholderBase):
@@ -101,8 +103,19 @@ class ApiKeyWithSecret(ApiKeyPublic):
     secret: str
 
 
+class IdeaActivity(SQLModel, table=True):
+    """Projection for experts: activity (proposing, commenting, voting) per stakeholder per idea,
+    counted under the idea's current tags (the same whatever order the events arrive in)."""
+
+    __tablename__ = "idea_activity"
+
+    stakeholder_id: uuid.UUID = Field(primary_key=True)
+    idea_id: uuid.UUID = Field(primary_key=True)
+    activity: int = 0
+
+
 class TagActivity(SQLModel, table=True):
-    """Projection for experts: activity (ideas, comments, votes) per stakeholder per tag."""
+    """Activity credited per tag before revision 0003 (read, never written any more)."""
 
     __tablename__ = "tag_activity"
 

@@ -5,24 +5,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import any_, func, literal, text
+from sqlalchemy import any_, func, literal, text, union_all
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.stakeholders.models import ApiKey, LoginFailure, SigningKey, Stakeholder, TagActivity
+from services.stakeholders.models import (
+    ApiKey,
+    IdeaActivity,
+    IdeaTags,
+    LoginFailure,
+    SigningKey,
+    Stakeholder,
+    TagActivity,
+)
 
-# Activity per (stakeholder, tag): one upsert for all of a credit's tags (DISTINCT: an upsert may
-# touch a row once per statement).
-_CREDIT_UPSERT = """
-    INSERT INTO tag_activity AS ta (stakeholder_id, tag, activity)
-    SELECT DISTINCT CAST(:s AS uuid), t, CAST(:a AS integer) FROM {source}
-    ON CONFLICT (stakeholder_id, tag) DO UPDATE SET activity = ta.activity + EXCLUDED.activity
-"""
-CREDIT_SQL = text(_CREDIT_UPSERT.format(source="unnest(CAST(:tags AS varchar[])) AS t"))
+# A credit for a stakeholder's activity on an idea, when the idea is known (its proposal seen).
 CREDIT_ON_IDEA_SQL = text(
-    "WITH idea AS (SELECT tags FROM idea_tags WHERE idea_id = :i), credited AS ("
-    + _CREDIT_UPSERT.format(source="idea, unnest(idea.tags) AS t")
-    + ") SELECT EXISTS (SELECT 1 FROM idea) AS known"
+    "WITH idea AS (SELECT idea_id FROM idea_tags WHERE idea_id = :i), credited AS ("
+    "  INSERT INTO idea_activity AS a (stakeholder_id, idea_id, activity)"
+    "  SELECT CAST(:s AS uuid), idea.idea_id, CAST(:a AS integer) FROM idea"
+    "  ON CONFLICT (stakeholder_id, idea_id) DO UPDATE SET activity = a.activity + EXCLUDED.activity"
+    ") SELECT EXISTS (SELECT 1 FROM idea) AS known"
 )
 
 
@@ -58,25 +62,32 @@ class StakeholderRepository:
         await self.session.execute(text("DELETE FROM login_failure WHERE email = :e"), {"e": email})
 
     async def experts(self, tag: str, first: int) -> list[Stakeholder]:
-        activity = func.coalesce(TagActivity.activity, 0)
+        """Stakeholders with the expertise, most active first: their activity on the ideas that
+        have the tag now, plus what was credited to the tag before per-idea activity existed."""
+        on_ideas = (
+            select(col(IdeaActivity.stakeholder_id), col(IdeaActivity.activity))
+            .join(IdeaTags, col(IdeaTags.idea_id) == col(IdeaActivity.idea_id))
+            .where(col(IdeaTags.tags).contains([tag]))
+        )
+        before = select(col(TagActivity.stakeholder_id), col(TagActivity.activity)).where(col(TagActivity.tag) == tag)
+        credits = union_all(on_ideas, before).subquery()
+        totals = (
+            sa_select(credits.c.stakeholder_id, func.sum(credits.c.activity).label("activity"))
+            .group_by(credits.c.stakeholder_id)
+            .subquery()
+        )
         query = (
             select(Stakeholder)
-            .outerjoin(
-                TagActivity,
-                (col(TagActivity.stakeholder_id) == col(Stakeholder.id)) & (col(TagActivity.tag) == tag),
-            )
+            .outerjoin(totals, totals.c.stakeholder_id == col(Stakeholder.id))
             .where(literal(tag) == any_(col(Stakeholder.expertise)))
-            .order_by(activity.desc(), col(Stakeholder.id))
+            .order_by(func.coalesce(totals.c.activity, 0).desc(), col(Stakeholder.id))
             .limit(first)
         )
         return list((await self.session.exec(query)).all())
 
-    async def credit(self, stakeholder_id: uuid.UUID, tags: Sequence[str], amount: int) -> None:
-        await self.session.execute(CREDIT_SQL, {"s": stakeholder_id, "tags": list(tags), "a": amount})
-
     async def credit_on_idea(self, stakeholder_id: uuid.UUID, idea_id: uuid.UUID, amount: int) -> bool:
-        """Credit `amount` to each of the idea's tags in one statement (a vote's only work here);
-        False when the idea's proposal has not been seen yet (nothing written)."""
+        """Credit `amount` to the stakeholder's activity on the idea, in one statement (a vote's only
+        work here); False when the idea's proposal has not been seen yet (nothing written)."""
         row = (await self.session.execute(CREDIT_ON_IDEA_SQL, {"s": stakeholder_id, "i": idea_id, "a": amount})).one()
         return bool(row.known)
 
@@ -88,6 +99,13 @@ class StakeholderRepository:
             ),
             {"i": idea_id, "t": tags},
         )
+
+    async def update_idea_tags(self, idea_id: uuid.UUID, tags: list[str]) -> bool:
+        """False when the idea is not known (nothing written)."""
+        result = await self.session.execute(
+            text("UPDATE idea_tags SET tags = :t WHERE idea_id = :i RETURNING idea_id"), {"i": idea_id, "t": tags}
+        )
+        return result.first() is not None
 
 
 class KeyRepository:

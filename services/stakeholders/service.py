@@ -36,12 +36,11 @@ from services.stakeholders.models import (
 )
 from services.stakeholders.repository import KeyRepository, StakeholderRepository
 from shared.auth import API_KEY_PREFIX, JwtVerifier, Principal, Scope, TokenIssuer
-from shared.events.catalogue import Role, StakeholderKind
-from shared.events.envelope import new_event
-from shared.outbox import add_event
+from shared.events.catalogue import CommentAdded, IdeaProposed, IdeaRefined, Role, StakeholderKind, VoteCast
+from shared.events.failures import RetryLater
 from shared.problems import Problem, conflict, not_found, unauthenticated
+from shared.uow import UnitOfWork
 
-SOURCE = "stakeholders"
 _hasher = PasswordHasher()
 # Verifying against this when the e-mail is unknown keeps both paths equally slow.
 _DUMMY_HASH = _hasher.hash("dummy-password-for-timing")
@@ -127,10 +126,10 @@ def _kid_of(key: Ed25519PrivateKey) -> str:
 
 
 class StakeholderService:
-    def __init__(self, session: AsyncSession, keyring: Keyring) -> None:
-        self.session = session
-        self.repo = StakeholderRepository(session)
-        self.keys = KeyRepository(session)
+    def __init__(self, uow: UnitOfWork, keyring: Keyring) -> None:
+        self.uow = uow
+        self.repo = StakeholderRepository(uow.session)
+        self.keys = KeyRepository(uow.session)
         self.keyring = keyring
 
     def _token_for(self, stakeholder: Stakeholder) -> str:
@@ -162,7 +161,7 @@ class StakeholderService:
             stakeholder.organization,
             stakeholder.expertise,
         )
-        await add_event(self.session, new_event(event, source=SOURCE, subject_id=stakeholder.id))
+        self.uow.emit(event, aggregate_version=stakeholder.event_version)
         return AuthResponse(token=self._token_for(stakeholder), stakeholder=public(stakeholder))
 
     async def login(self, email: str, password: str) -> AuthResponse | Problem:
@@ -210,8 +209,9 @@ class StakeholderService:
         event = domain.grant_role(target.id, Role(target.role), role, principal.id)
         target.role = role
         target.updated_at = datetime.now(UTC)
+        target.event_version += 1
         await self.repo.add(target)
-        await add_event(self.session, new_event(event, source=SOURCE, subject_id=target.id))
+        self.uow.emit(event, aggregate_version=target.event_version)
         return public(target)
 
     async def update_profile(self, principal: Principal, data: StakeholderUpdate) -> StakeholderPublic:
@@ -228,6 +228,7 @@ class StakeholderService:
         if "expertise" in fields:
             stakeholder.expertise = domain.clean_tags(data.expertise)
         stakeholder.updated_at = datetime.now(UTC)
+        stakeholder.event_version += 1
         await self.repo.add(stakeholder)
         event = domain.updated_event(
             stakeholder.id,
@@ -236,7 +237,7 @@ class StakeholderService:
             stakeholder.organization,
             list(stakeholder.expertise),
         )
-        await add_event(self.session, new_event(event, source=SOURCE, subject_id=stakeholder.id))
+        self.uow.emit(event, aggregate_version=stakeholder.event_version)
         return public(stakeholder)
 
     async def experts(self, tag: str, first: int) -> list[StakeholderPublic]:
@@ -288,6 +289,35 @@ class StakeholderService:
         return self.keyring.issuer.issue(
             owner.id, StakeholderKind(owner.kind), Role(owner.role), scope=Scope(key.scope), ttl=300, api_key_id=key.id
         )
+
+
+class ExpertiseService:
+    """The experts projection: activity per stakeholder per idea, and each idea's tags, from the
+    ideas, votes and comments streams (event handlers). Experts are ranked by their activity on the
+    ideas that have a tag now, so the ranking does not depend on whether a vote or the idea's
+    refinement was handled first. The IDEAS stream is VERSIONED: the consumer runner applies only
+    the newest event per idea; anything about an idea not known yet waits for its proposal."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.repo = StakeholderRepository(uow.session)
+
+    async def idea_proposed(self, event: IdeaProposed) -> None:
+        await self.repo.set_idea_tags(event.idea_id, event.tags)
+        await self._credit_on_idea(event.idea_id, event.author_id, domain.IDEA_WEIGHT)
+
+    async def idea_refined(self, event: IdeaRefined) -> None:
+        if not await self.repo.update_idea_tags(event.idea_id, event.tags):
+            raise RetryLater(f"idea {event.idea_id} not known yet")
+
+    async def vote_cast(self, event: VoteCast) -> None:
+        await self._credit_on_idea(event.idea_id, event.voter_id, domain.VOTE_WEIGHT)
+
+    async def comment_added(self, event: CommentAdded) -> None:
+        await self._credit_on_idea(event.idea_id, event.author_id, domain.COMMENT_WEIGHT)
+
+    async def _credit_on_idea(self, idea_id: uuid.UUID, stakeholder_id: uuid.UUID, weight: int) -> None:
+        if not await self.repo.credit_on_idea(stakeholder_id, idea_id, weight):
+            raise RetryLater(f"idea {idea_id} not known yet")
 
 
 def _secret_hash(secret: str) -> str:

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 
 from services.votes.domain import DEFAULT_WEIGHT
 from services.votes.models import MineRequest, VoteCreate, VotePublic, WithdrawResponse
 from services.votes.service import VoteService
 from shared.auth import CurrentPrincipal, WriterPrincipal
-from shared.db import service_dependencies
+from shared.db import read_only, transactional
 from shared.pagination import Items
+from shared.uow import UnitOfWork
 
 router = APIRouter()
 
 
+def _service(uow: UnitOfWork, _: Request) -> VoteService:
+    return VoteService(uow)
+
+
 # Service: on the request's transaction; ReadService: routes that only read (no transaction).
-Service, ReadService = service_dependencies(lambda session, _: VoteService(session))
+Service = Annotated[VoteService, Depends(transactional(_service))]
+ReadService = Annotated[VoteService, Depends(read_only(_service))]
 
 
 @router.put("/ideas/{idea_id}/vote", response_model=VotePublic)

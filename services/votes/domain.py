@@ -58,10 +58,6 @@ class StoredVote:
     cast_at: datetime
 
 
-class OutOfOrder(Exception):
-    """An idea event arrived before the one it follows: retry later (transient)."""
-
-
 class MergeCycle(Exception):
     """The merge chain loops: can never be resolved (permanent)."""
 
@@ -127,18 +123,6 @@ def check_mine_ids(ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
 
 
 # --- the idea projection -------------------------------------------------------------------------
-def next_status(current: IdeaStatus, from_status: IdeaStatus, to_status: IdeaStatus) -> IdeaStatus:
-    """Apply a status change to the projection. The events of one idea may arrive out of order
-    (the publisher's relay sends a batch concurrently; a nak'd event comes back later), so a
-    change applies only on top of the status it starts from; otherwise it waits (OutOfOrder).
-    MERGED is final and may be reached first through the merged event: later changes are moot."""
-    if current == IdeaStatus.MERGED:
-        return current
-    if current != from_status:
-        raise OutOfOrder(f"status change {from_status}->{to_status} while the idea is {current}")
-    return to_status
-
-
 def final_target(target_id: uuid.UUID, merged_into: Mapping[uuid.UUID, uuid.UUID | None]) -> uuid.UUID:
     """Where votes merged into `target_id` end up: the target itself, or, when the target was
     merged in turn (its merge handled first), the end of that chain."""

@@ -6,23 +6,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from services.votes import domain
 from services.votes.models import VotePublic
 from services.votes.repository import VoteRepository
 from shared.auth import Principal
 from shared.events.catalogue import IdeaMerged, IdeaProposed, IdeaStatus, IdeaStatusChanged
-from shared.events.envelope import new_event
+from shared.events.failures import PermanentError, RetryLater
 from shared.logs import get_logger
-from shared.outbox import add_event
+from shared.uow import UnitOfWork
 
-SOURCE = "votes"
 log = get_logger("votes")
-
-
-class IdeaNotYetKnown(Exception):
-    """An event about an idea whose proposal has not been handled yet: retried later (nak)."""
 
 
 def public(vote: Any) -> VotePublic:
@@ -31,9 +24,9 @@ def public(vote: Any) -> VotePublic:
 
 
 class VoteService:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-        self.repo = VoteRepository(session)
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.repo = VoteRepository(uow.session)
 
     # --- HTTP use cases ----------------------------------------------------------------------------
     async def cast(self, principal: Principal, idea_id: uuid.UUID, weight: int) -> VotePublic:
@@ -59,7 +52,7 @@ class VoteService:
             written.updated_at,
         )
         if event is not None:
-            await add_event(self.session, new_event(event, source=SOURCE, subject_id=idea_id))
+            self.uow.emit(event)
         return VotePublic(idea_id=idea_id, voter_id=principal.id, weight=written.weight, cast_at=written.cast_at)
 
     async def withdraw(self, principal: Principal, idea_id: uuid.UUID) -> bool:
@@ -69,24 +62,22 @@ class VoteService:
         if result.removed is None:
             return False
         weight, kind = result.removed
-        event = domain.withdrawn_event(idea_id, principal.id, kind, weight)
-        await add_event(self.session, new_event(event, source=SOURCE, subject_id=idea_id))
+        self.uow.emit(domain.withdrawn_event(idea_id, principal.id, kind, weight))
         return True
 
     async def mine(self, principal: Principal, idea_ids: list[uuid.UUID]) -> list[VotePublic]:
         return [public(v) for v in await self.repo.mine(principal.id, domain.check_mine_ids(idea_ids))]
 
-    # --- the idea projection (event handlers) --------------------------------------------------------
+    # --- the idea projection (event handlers; the IDEAS stream's ordering: shared/events/catalogue.py) --
     async def idea_proposed(self, event: IdeaProposed) -> None:
         await self.repo.add_idea(event.idea_id, event.status, [k.value for k in event.visible_to], event.author_id)
 
     async def idea_status_changed(self, event: IdeaStatusChanged) -> None:
         idea = await self.repo.idea_for_update(event.idea_id)
         if idea is None:
-            raise IdeaNotYetKnown(str(event.idea_id))
-        status = domain.next_status(idea.status, event.from_status, event.to_status)  # may raise OutOfOrder
-        if status != idea.status:
-            await self.repo.set_status(event.idea_id, status)
+            raise RetryLater(f"idea {event.idea_id} not known yet")
+        if event.to_status != idea.status:
+            await self.repo.set_status(event.idea_id, event.to_status)
 
     async def idea_merged(self, event: IdeaMerged) -> None:
         """Mark the source MERGED and move its votes to the target, in the consumer's
@@ -96,13 +87,13 @@ class VoteService:
         source_id = event.idea_id
         target_id = await self._final_target(event.target_id)
         if target_id == source_id:
-            raise domain.MergeCycle(f"merging {source_id} into {event.target_id} leads back to itself")
+            raise PermanentError(f"merging {source_id} into {event.target_id} leads back to itself")
         ideas = await self.repo.ideas_for_update([source_id, target_id])
         source, target = ideas.get(source_id), ideas.get(target_id)
         if source is None:
-            raise IdeaNotYetKnown(str(source_id))
+            raise RetryLater(f"idea {source_id} not known yet")
         if target is None or target.merged_into_id is not None:
-            raise IdeaNotYetKnown(f"{target_id} (or it was merged meanwhile)")
+            raise RetryLater(f"merge target {target_id} not known yet (or merged meanwhile)")
         if source.merged_into_id is not None:
             log.warning("merge_already_applied", source_id=str(source_id), target_id=str(source.merged_into_id))
             return
@@ -115,7 +106,7 @@ class VoteService:
         )
         await self.repo.delete_votes_on(source_id)
         for moved in domain.moved_events(source_id, target_id, moves):
-            await add_event(self.session, new_event(moved, source=SOURCE, subject_id=source_id))
+            self.uow.emit(moved)
         log.info("votes_moved", source_id=str(source_id), target_id=str(target_id), moves=len(moves))
 
     async def _final_target(self, target_id: uuid.UUID) -> uuid.UUID:
@@ -125,7 +116,10 @@ class VoteService:
         while current is not None and current not in chain and len(chain) <= domain.MAX_MERGE_CHAIN:
             known, merged_into = await self.repo.merged_into(current)
             if not known:
-                raise IdeaNotYetKnown(str(current))
+                raise RetryLater(f"merge target {current} not known yet")
             chain[current] = merged_into
             current = merged_into
-        return domain.final_target(target_id, chain)
+        try:
+            return domain.final_target(target_id, chain)
+        except domain.MergeCycle as exc:
+            raise PermanentError(str(exc)) from exc

@@ -1,7 +1,21 @@
-"""The event catalogue, written down once: subject, payload model, publisher, consumers.
+"""The event catalogue, written down once: subject, payload model, publisher, consumers, the
+payload field that names the aggregate, and each stream's ordering policy.
 
 Subjects are `<context>.v1.<aggregate>.<event>`; one JetStream stream per context. Every
 payload is validated by its model when it is written (outbox) and when it is read (consumer).
+Code names events by their payload model (`subject_of(VoteCast)`), never by a subject string.
+
+Ordering, one policy per stream (`ORDERING`), applied by the consumer runner for every
+projection of the stream:
+- VERSIONED (STAKEHOLDERS, IDEAS): every event carries its aggregate's version after the change
+  (`Envelope.aggregate_version`, 1 for the event that creates the aggregate) and the state that
+  its projections keep (a status change carries the new status, a refinement the new title and
+  tags). A projection applies an event only if it is newer than the last one it applied for that
+  aggregate, and skips it otherwise (its state is superseded); so any delivery order ends in the
+  same state. An event about an aggregate the projection does not know yet, other than the one
+  that creates it, is retried later (`RetryLater`) by its handler.
+- COMMUTATIVE (VOTES, COMMENTS): events carry deltas (a vote's weight, one more comment) whose
+  sum does not depend on the order; no version is needed. Exactly once comes from the inbox.
 """
 
 from __future__ import annotations
@@ -157,13 +171,44 @@ class CommentHidden(Payload):
     hidden_by: uuid.UUID
 
 
+def stream_for_subject(subject: str) -> str:
+    """The stream of a subject: its context, upper-cased ("votes.v1.vote.cast" -> "VOTES")."""
+    return subject.split(".", 1)[0].upper()
+
+
+class Ordering(StrEnum):
+    VERSIONED = "versioned"
+    COMMUTATIVE = "commutative"
+
+
+ORDERING: dict[str, Ordering] = {
+    "STAKEHOLDERS": Ordering.VERSIONED,
+    "IDEAS": Ordering.VERSIONED,
+    "VOTES": Ordering.COMMUTATIVE,
+    "COMMENTS": Ordering.COMMUTATIVE,
+}
+
+
 @dataclass(frozen=True)
 class EventSpec:
     subject: str
     model: type[Payload]
     publisher: str
     consumers: tuple[str, ...]
+    # The payload field holding the id of the aggregate the event is about (the envelope's subject_id).
+    key: str
+    # The payload fields naming every idea the event changes (live updates follow them).
+    ideas: tuple[str, ...] = ()
+    # The payload schema's version.
     version: int = 1
+
+    @property
+    def stream(self) -> str:
+        return stream_for_subject(self.subject)
+
+    @property
+    def ordering(self) -> Ordering:
+        return ORDERING[self.stream]
 
 
 CATALOGUE: dict[str, EventSpec] = {
@@ -171,19 +216,34 @@ CATALOGUE: dict[str, EventSpec] = {
     for spec in [
         # consumers: the services whose durable consumers handle the event (the gateway also
         # listens to every subject for live subscriptions, without a durable consumer).
-        EventSpec("stakeholders.v1.stakeholder.registered", StakeholderRegistered, "stakeholders", ()),
-        EventSpec("stakeholders.v1.stakeholder.updated", StakeholderUpdated, "stakeholders", ()),
-        EventSpec("stakeholders.v1.stakeholder.role_granted", RoleGranted, "stakeholders", ()),
-        EventSpec("ideas.v1.idea.proposed", IdeaProposed, "ideas", ("stakeholders", "votes", "comments")),
-        EventSpec("ideas.v1.idea.refined", IdeaRefined, "ideas", ("stakeholders",)),
-        EventSpec("ideas.v1.idea.status_changed", IdeaStatusChanged, "ideas", ("votes", "comments")),
-        EventSpec("ideas.v1.idea.merged", IdeaMerged, "ideas", ("votes", "comments")),
-        EventSpec("votes.v1.vote.cast", VoteCast, "votes", ("stakeholders", "ideas")),
-        EventSpec("votes.v1.vote.changed", VoteChanged, "votes", ("ideas",)),
-        EventSpec("votes.v1.vote.withdrawn", VoteWithdrawn, "votes", ("ideas",)),
-        EventSpec("votes.v1.votes.moved", VotesMoved, "votes", ("ideas",)),
-        EventSpec("comments.v1.comment.added", CommentAdded, "comments", ("stakeholders", "ideas")),
-        EventSpec("comments.v1.comment.hidden", CommentHidden, "comments", ()),
+        EventSpec(
+            "stakeholders.v1.stakeholder.registered", StakeholderRegistered, "stakeholders", (), "stakeholder_id"
+        ),
+        EventSpec("stakeholders.v1.stakeholder.updated", StakeholderUpdated, "stakeholders", (), "stakeholder_id"),
+        EventSpec("stakeholders.v1.stakeholder.role_granted", RoleGranted, "stakeholders", (), "stakeholder_id"),
+        EventSpec(
+            "ideas.v1.idea.proposed",
+            IdeaProposed,
+            "ideas",
+            ("stakeholders", "votes", "comments"),
+            "idea_id",
+            ("idea_id",),
+        ),
+        EventSpec("ideas.v1.idea.refined", IdeaRefined, "ideas", ("stakeholders",), "idea_id", ("idea_id",)),
+        EventSpec(
+            "ideas.v1.idea.status_changed", IdeaStatusChanged, "ideas", ("votes", "comments"), "idea_id", ("idea_id",)
+        ),
+        EventSpec(
+            "ideas.v1.idea.merged", IdeaMerged, "ideas", ("votes", "comments"), "idea_id", ("idea_id", "target_id")
+        ),
+        EventSpec("votes.v1.vote.cast", VoteCast, "votes", ("stakeholders", "ideas"), "idea_id", ("idea_id",)),
+        EventSpec("votes.v1.vote.changed", VoteChanged, "votes", ("ideas",), "idea_id", ("idea_id",)),
+        EventSpec("votes.v1.vote.withdrawn", VoteWithdrawn, "votes", ("ideas",), "idea_id", ("idea_id",)),
+        EventSpec("votes.v1.votes.moved", VotesMoved, "votes", ("ideas",), "source_id", ("source_id", "target_id")),
+        EventSpec(
+            "comments.v1.comment.added", CommentAdded, "comments", ("stakeholders", "ideas"), "comment_id", ("idea_id",)
+        ),
+        EventSpec("comments.v1.comment.hidden", CommentHidden, "comments", (), "comment_id", ("idea_id",)),
     ]
 }
 
@@ -197,8 +257,21 @@ def spec_for_model(model: type[BaseModel]) -> EventSpec:
         raise LookupError(f"{model.__name__} is not in the event catalogue") from None
 
 
-def payload_model(subject: str) -> type[Payload]:
+def subject_of(model: type[Payload]) -> str:
+    return spec_for_model(model).subject
+
+
+def stream_subjects(stream: str) -> list[str]:
+    """Every subject of one stream (e.g. "IDEAS"), in catalogue order."""
+    return [spec.subject for spec in CATALOGUE.values() if spec.stream == stream]
+
+
+def spec_of(subject: str) -> EventSpec:
     try:
-        return CATALOGUE[subject].model
+        return CATALOGUE[subject]
     except KeyError:
         raise LookupError(f"unknown event type {subject}") from None
+
+
+def payload_model(subject: str) -> type[Payload]:
+    return spec_of(subject).model

@@ -8,20 +8,20 @@ from typing import Any
 
 import nats.errors
 import pytest
-from pydantic import BaseModel
+from pydantic import ValidationError
 from sqlalchemy import text
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from devstack.testing import Infra, migrated_database
 from shared.consumer import ConsumerRunner, Subscription
 from shared.db import create_sessionmaker
-from shared.events.catalogue import StakeholderKind, StakeholderRegistered
-from shared.events.envelope import Envelope, new_event
+from shared.events.catalogue import Payload, StakeholderKind, StakeholderRegistered, subject_of
+from shared.events.envelope import Envelope
 from shared.messaging import connect_nats, ensure_streams
-from shared.outbox import OutboxRelay, add_event
+from shared.outbox import OutboxRelay
 from shared.settings import ServiceSettings
+from shared.uow import UnitOfWork
 
-SUBJECT = "stakeholders.v1.stakeholder.registered"
+SUBJECT = subject_of(StakeholderRegistered)
 
 
 @pytest.fixture
@@ -37,11 +37,23 @@ async def kit(infra: Infra) -> Any:
     await engine.dispose()
 
 
-def registered(stakeholder_id: uuid.UUID) -> Envelope:
-    payload = StakeholderRegistered(
+def registration(stakeholder_id: uuid.UUID) -> StakeholderRegistered:
+    return StakeholderRegistered(
         stakeholder_id=stakeholder_id, display_name="Kit", kind=StakeholderKind.PARTNER, role="MEMBER"
     )
-    return new_event(payload, source="test", subject_id=stakeholder_id)
+
+
+def registered(stakeholder_id: uuid.UUID) -> Envelope:
+    return Envelope.of(registration(stakeholder_id), aggregate_version=1)
+
+
+async def committed(maker: Any, payload: Payload) -> Envelope:
+    """`payload` published through a unit of work that commits."""
+    async with maker() as session:
+        uow = UnitOfWork(session)
+        envelope = uow.emit(payload, aggregate_version=1)
+        await uow.commit()
+    return envelope
 
 
 async def copies_in_stream(nc: Any, event_id: uuid.UUID) -> int:
@@ -66,9 +78,7 @@ async def copies_in_stream(nc: Any, event_id: uuid.UUID) -> int:
 
 async def test_event_is_published_once_even_if_the_relay_crashes_before_marking_it_sent(kit: Any) -> None:
     url, engine, maker, nc = kit
-    event = registered(uuid.uuid4())
-    async with maker() as session, session.begin():
-        await add_event(session, event)
+    event = await committed(maker, registration(uuid.uuid4()))
 
     class CrashAfterPublish(OutboxRelay):
         async def _mark_sent(self, conn: Any, ids: list[uuid.UUID]) -> None:
@@ -89,22 +99,37 @@ async def test_event_is_published_once_even_if_the_relay_crashes_before_marking_
 
 async def test_outbox_row_is_only_written_with_its_transaction(kit: Any) -> None:
     _url, engine, maker, _nc = kit
-    event = registered(uuid.uuid4())
-    with pytest.raises(RuntimeError):
-        async with maker() as session, session.begin():
-            await add_event(session, event)
-            raise RuntimeError("the change fails")
+    async with maker() as session:
+        uow = UnitOfWork(session)
+        event = uow.emit(registration(uuid.uuid4()), aggregate_version=1)
+
+        async def commit_fails() -> None:
+            raise RuntimeError("the COMMIT fails after the outbox row was written")
+
+        session.commit = commit_fails  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            await uow.commit()
+        await uow.rollback()
     async with engine.connect() as conn:
         count = (await conn.execute(text("SELECT count(*) FROM outbox WHERE id = :i"), {"i": event.id})).scalar_one()
     assert count == 0
 
 
 async def test_invalid_payload_never_reaches_the_outbox(kit: Any) -> None:
+    """Only catalogue payloads can be emitted, and they are validated when they are built."""
     _, _, maker, _ = kit
-    bad = Envelope(type=SUBJECT, source="test", subject_id="x", data={"stakeholder_id": "not-a-uuid"})
+    with pytest.raises(ValidationError):
+        StakeholderRegistered.model_validate({"stakeholder_id": "not-a-uuid", "display_name": "x", "kind": "X"})
+
+    class NotInTheCatalogue(Payload):
+        stakeholder_id: uuid.UUID
+
     async with maker() as session:
+        uow = UnitOfWork(session)
+        with pytest.raises(LookupError):
+            uow.emit(NotInTheCatalogue(stakeholder_id=uuid.uuid4()))
         with pytest.raises(ValueError):
-            await add_event(session, bad)
+            uow.emit(registration(uuid.uuid4()))  # a VERSIONED stream: the aggregate's version is required
 
 
 async def _run_until_handled(runner: ConsumerRunner, engine: Any, js: Any, durable: str, ids: list[uuid.UUID]) -> None:
@@ -138,15 +163,14 @@ async def test_redelivered_event_changes_nothing_and_transient_failures_are_retr
     event = registered(stakeholder_id)
     attempts = 0
 
-    async def credit(session: AsyncSession, envelope: Envelope, payload: BaseModel) -> None:
+    async def credit(uow: UnitOfWork, payload: StakeholderRegistered) -> None:
         nonlocal attempts
-        if envelope.id != event.id:
+        if uow.handling is None or uow.handling.id != event.id:
             return  # other tests' events on the same stream
         attempts += 1
         if attempts == 1:
             raise ConnectionError("transient: the first attempt fails")
-        assert isinstance(payload, StakeholderRegistered)
-        await session.execute(
+        await uow.session.execute(
             text(
                 "INSERT INTO tag_activity (stakeholder_id, tag, activity) VALUES (:s, 'kit', 1) "
                 "ON CONFLICT (stakeholder_id, tag) DO UPDATE SET activity = tag_activity.activity + 1"
@@ -155,7 +179,7 @@ async def test_redelivered_event_changes_nothing_and_transient_failures_are_retr
         )
 
     durable = f"kit-{uuid.uuid4().hex[:8]}"
-    runner = ConsumerRunner(nc, maker, [Subscription(durable, {SUBJECT: credit})], max_deliver=5)
+    runner = ConsumerRunner(nc, maker, [Subscription(durable, "STAKEHOLDERS", {SUBJECT: credit})], max_deliver=5)
     js = nc.jetstream()
     body = event.model_dump_json().encode()
     # The same event twice under two message ids: as a redelivery after the dedup window would be.
@@ -182,21 +206,19 @@ async def test_one_trace_is_followed_from_a_request_through_the_outbox_into_a_co
 
     url, engine, maker, nc = kit
     configure_tracing("kit", exporter_enabled=False, endpoint="")
-    event = registered(uuid.uuid4())
     with tracer().start_as_current_span("gateway request") as request_span:
-        async with maker() as session, session.begin():
-            await add_event(session, event)  # the trace context is stored with the outbox row
+        event = await committed(maker, registration(uuid.uuid4()))  # the trace context goes with the outbox row
     origin = request_span.get_span_context().trace_id
 
     seen: list[int] = []
 
-    async def record(session: AsyncSession, envelope: Envelope, payload: BaseModel) -> None:
-        if envelope.id == event.id:
+    async def record(uow: UnitOfWork, payload: StakeholderRegistered) -> None:
+        if uow.handling is not None and uow.handling.id == event.id:
             seen.append(trace.get_current_span().get_span_context().trace_id)
 
     await OutboxRelay(engine, nc, database_url=url).drain()  # headers: traceparent + Nats-Msg-Id
     durable = f"trace-{uuid.uuid4().hex[:8]}"
-    runner = ConsumerRunner(nc, maker, [Subscription(durable, {SUBJECT: record})])
+    runner = ConsumerRunner(nc, maker, [Subscription(durable, "STAKEHOLDERS", {SUBJECT: record})])
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
@@ -233,15 +255,14 @@ async def test_a_fetched_batch_is_applied_in_one_transaction_and_one_failing_eve
         ours = {e.id: i for i, e in enumerate(events)}
         calls: dict[int, int] = {}
 
-        async def credit(session: AsyncSession, envelope: Envelope, payload: BaseModel) -> None:
-            if envelope.id not in ours:
+        async def credit(uow: UnitOfWork, payload: StakeholderRegistered) -> None:
+            if uow.handling is None or uow.handling.id not in ours:
                 return  # other tests' events on the same stream
-            i = ours[envelope.id]
+            i = ours[uow.handling.id]
             calls[i] = calls.get(i, 0) + 1
             if i == fail_once and calls[i] == 1:
                 raise ConnectionError("transient: the first attempt fails")
-            assert isinstance(payload, StakeholderRegistered)
-            await session.execute(
+            await uow.session.execute(
                 text("INSERT INTO tag_activity (stakeholder_id, tag, activity) VALUES (:s, 'kit', 1)"),
                 {"s": payload.stakeholder_id},
             )
@@ -249,7 +270,7 @@ async def test_a_fetched_batch_is_applied_in_one_transaction_and_one_failing_eve
         for event in events:  # all in the stream before the consumer starts: one fetch takes them
             await js.publish(SUBJECT, event.model_dump_json().encode(), headers={"Nats-Msg-Id": str(event.id)})
         durable = f"kit-{uuid.uuid4().hex[:8]}"
-        runner = ConsumerRunner(nc, maker, [Subscription(durable, {SUBJECT: credit})], max_deliver=5)
+        runner = ConsumerRunner(nc, maker, [Subscription(durable, "STAKEHOLDERS", {SUBJECT: credit})], max_deliver=5)
         await _run_until_handled(runner, engine, js, durable, [e.id for e in events])
         return people, [e.id for e in events], await _activity(engine, people), durable
 

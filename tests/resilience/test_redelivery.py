@@ -37,7 +37,7 @@ from sqlalchemy import text
 from services.ideas.consumers import SUBSCRIPTIONS as IDEAS_SUBSCRIPTIONS
 from services.votes.consumers import SUBSCRIPTIONS as VOTES_SUBSCRIPTIONS
 from shared.auth import TokenIssuer
-from shared.events.catalogue import payload_model
+from shared.events.catalogue import VoteCast, VoteChanged, VotesMoved, VoteWithdrawn, payload_model, subject_of
 from shared.events.envelope import Envelope
 from tests.resilience.report import RESULTS
 
@@ -168,13 +168,13 @@ def pending_deltas(pending: list[Envelope]) -> dict[uuid.UUID, Counter[str]]:
 
     for e in pending:
         d = e.data
-        if e.type == "votes.v1.vote.cast":
+        if e.type == subject_of(VoteCast):
             add(d["idea_id"], d["voter_kind"], 1, d["weight"])
-        elif e.type == "votes.v1.vote.changed":
+        elif e.type == subject_of(VoteChanged):
             add(d["idea_id"], d["voter_kind"], 0, d["new_weight"] - d["old_weight"])
-        elif e.type == "votes.v1.vote.withdrawn":
+        elif e.type == subject_of(VoteWithdrawn):
             add(d["idea_id"], d["voter_kind"], -1, -d["weight"])
-        elif e.type == "votes.v1.votes.moved":
+        elif e.type == subject_of(VotesMoved):
             for m in d["moves"]:
                 add(d["source_id"], m["voter_kind"], -1, -m["source_weight"])
                 old = m["target_old_weight"]
@@ -325,7 +325,7 @@ async def test_a_merge_delivered_twice_moves_the_votes_once(pair: Pair) -> None:
     assert await pair.deliver(merged) is True
     assert await pair.deliver(merged) is False
     moved = await pair.new_events({source, target})
-    assert [e.type for e in moved] == ["votes.v1.votes.moved"], "one votes.moved, not two"
+    assert [e.type for e in moved] == [subject_of(VotesMoved)], "one votes.moved, not two"
     for _ in range(2):
         await pair.deliver(moved[0])
     snap = await pair.snapshot([source, target])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,13 +22,22 @@ from sqlalchemy import event, text
 from services.comments.consumers import on_idea_merged, on_idea_proposed, on_idea_status_changed
 from shared.auth import TokenIssuer
 from shared.consumer import ConsumerRunner
-from shared.events.catalogue import IdeaMerged, IdeaProposed, IdeaStatus, IdeaStatusChanged, StakeholderKind
-from shared.events.envelope import Envelope, new_event
+from shared.events.catalogue import (
+    CommentAdded,
+    CommentHidden,
+    IdeaMerged,
+    IdeaProposed,
+    IdeaStatus,
+    IdeaStatusChanged,
+    StakeholderKind,
+    subject_of,
+)
+from shared.events.envelope import Envelope
 from shared.pagination import encode_cursor
 
 CONSUMER = "comments-ideas"
-ADDED = "comments.v1.comment.added"
-HIDDEN = "comments.v1.comment.hidden"
+ADDED = subject_of(CommentAdded)
+HIDDEN = subject_of(CommentHidden)
 
 
 @dataclass
@@ -42,6 +51,7 @@ class Ctx:
     app: FastAPI
     client: httpx.AsyncClient
     tokens: TokenIssuer
+    versions: dict[uuid.UUID, int] = field(default_factory=dict)
 
     def caller(
         self, kind: str = "CUSTOMER", role: str = "MEMBER", id: uuid.UUID | None = None, scope: str = "read-write"
@@ -57,20 +67,28 @@ class Ctx:
             await asyncio.sleep(0.025)
         raise AssertionError("the consumer runner never started")
 
+    def next_version(self, idea_id: uuid.UUID, version: int | None) -> int:
+        """The idea's version after this event (the IDEAS stream is VERSIONED): the next one, or
+        the one given (a late event)."""
+        self.versions[idea_id] = max(self.versions.get(idea_id, 0), version or self.versions.get(idea_id, 0) + 1)
+        return version or self.versions[idea_id]
+
     async def propose(self, visible_to: tuple[str, ...] = (), author_id: uuid.UUID | None = None) -> uuid.UUID:
         payload = proposed(visible_to, author_id)
-        envelope = new_event(payload, source="test", subject_id=payload.idea_id)
+        envelope = Envelope.of(payload, self.next_version(payload.idea_id, 1))
         assert await (await self.consumers()).apply(CONSUMER, envelope, payload, on_idea_proposed)
         return payload.idea_id
 
-    async def merge(self, idea_id: uuid.UUID) -> None:
+    async def merge(self, idea_id: uuid.UUID, version: int | None = None) -> None:
         payload = IdeaMerged(idea_id=idea_id, target_id=uuid.uuid4(), merged_by=uuid.uuid4())
-        envelope = new_event(payload, source="test", subject_id=idea_id)
+        envelope = Envelope.of(payload, self.next_version(idea_id, version))
         assert await (await self.consumers()).apply(CONSUMER, envelope, payload, on_idea_merged)
 
-    async def set_status(self, idea_id: uuid.UUID, old: IdeaStatus, new: IdeaStatus) -> None:
+    async def set_status(
+        self, idea_id: uuid.UUID, old: IdeaStatus, new: IdeaStatus, version: int | None = None
+    ) -> None:
         payload = IdeaStatusChanged(idea_id=idea_id, from_status=old, to_status=new, note=None, changed_by=uuid.uuid4())
-        envelope = new_event(payload, source="test", subject_id=idea_id)
+        envelope = Envelope.of(payload, self.next_version(idea_id, version))
         assert await (await self.consumers()).apply(CONSUMER, envelope, payload, on_idea_status_changed)
 
     async def add(self, idea_id: uuid.UUID, who: Caller, body: str = "a comment", **extra: Any) -> httpx.Response:
@@ -311,11 +329,11 @@ async def test_merged_idea_refuses_comments_but_keeps_its_thread(ctx: Ctx) -> No
     idea = await ctx.propose()
     member = ctx.caller()
     before = await ctx.added(idea, member, "before the merge")
-    await ctx.merge(idea)
+    await ctx.merge(idea, version=3)
     assert_problem(await ctx.add(idea, member, "after the merge"), 409, "CONFLICT")
     assert_problem(await ctx.add(idea, member, "reply", parent_id=before["id"]), 409, "CONFLICT")
-    # A late status change cannot reopen a merged idea.
-    await ctx.set_status(idea, IdeaStatus.DECLINED, IdeaStatus.OPEN)
+    # A late status change (older than the merge) cannot reopen a merged idea.
+    await ctx.set_status(idea, IdeaStatus.DECLINED, IdeaStatus.OPEN, version=2)
     assert_problem(await ctx.add(idea, member, "still merged"), 409, "CONFLICT")
     listed = (await ctx.client.get(f"/ideas/{idea}/comments")).json()
     assert [c["id"] for c in listed["items"]] == [before["id"]]
@@ -572,7 +590,7 @@ async def test_batch_keeps_the_order_asked_and_drops_unknown(ctx: Ctx) -> None:
 # --- events in ---------------------------------------------------------------------------------------------------
 async def test_redelivered_proposed_event_changes_nothing(ctx: Ctx) -> None:
     payload = proposed(("SUPPLIER",))
-    envelope = new_event(payload, source="test", subject_id=payload.idea_id)
+    envelope = Envelope.of(payload)
     runner = await ctx.consumers()
     assert await runner.apply(CONSUMER, envelope, payload, on_idea_proposed) is True
     await ctx.merge(payload.idea_id)
@@ -583,7 +601,7 @@ async def test_redelivered_proposed_event_changes_nothing(ctx: Ctx) -> None:
     assert_problem(await ctx.client.get(f"/ideas/{payload.idea_id}/comments"), 404, "NOT_FOUND")
 
     # The same proposal under a new event id (republished after the dedup window) changes nothing either.
-    copy = new_event(payload, source="test", subject_id=payload.idea_id)
+    copy = Envelope.of(payload)
     assert await runner.apply(CONSUMER, copy, payload, on_idea_proposed) is True
     assert_problem(await ctx.add(payload.idea_id, supplier), 409, "CONFLICT")
 
@@ -591,7 +609,7 @@ async def test_redelivered_proposed_event_changes_nothing(ctx: Ctx) -> None:
 async def test_merge_before_its_proposal_is_retried_not_lost(ctx: Ctx) -> None:
     payload = proposed()
     merged = IdeaMerged(idea_id=payload.idea_id, target_id=uuid.uuid4(), merged_by=uuid.uuid4())
-    merged_envelope = new_event(merged, source="test", subject_id=payload.idea_id)
+    merged_envelope = Envelope.of(merged)
     runner = await ctx.consumers()
     with pytest.raises(Exception, match=str(payload.idea_id)):
         await runner.apply(CONSUMER, merged_envelope, merged, on_idea_merged)
@@ -601,9 +619,7 @@ async def test_merge_before_its_proposal_is_retried_not_lost(ctx: Ctx) -> None:
             await conn.execute(text("SELECT count(*) FROM inbox WHERE event_id = :e"), {"e": merged_envelope.id})
         ).scalar_one()
     assert seen == 0
-    await runner.apply(
-        CONSUMER, new_event(payload, source="test", subject_id=payload.idea_id), payload, on_idea_proposed
-    )
+    await runner.apply(CONSUMER, Envelope.of(payload), payload, on_idea_proposed)
     assert await runner.apply(CONSUMER, merged_envelope, merged, on_idea_merged) is True
     assert_problem(await ctx.add(payload.idea_id, ctx.caller()), 409, "CONFLICT")
 
@@ -611,10 +627,10 @@ async def test_merge_before_its_proposal_is_retried_not_lost(ctx: Ctx) -> None:
 async def test_proposed_event_over_real_nats_reaches_the_consumer(ctx: Ctx) -> None:
     await ctx.consumers()
     payload = proposed(("PARTNER",))
-    envelope: Envelope = new_event(payload, source="test", subject_id=payload.idea_id)
+    envelope: Envelope = Envelope.of(payload)
     nc = ctx.app.state.runtime.nc
     await nc.jetstream().publish(
-        "ideas.v1.idea.proposed", envelope.model_dump_json().encode(), headers={"Nats-Msg-Id": str(envelope.id)}
+        envelope.type, envelope.model_dump_json().encode(), headers={"Nats-Msg-Id": str(envelope.id)}
     )
     partner = ctx.caller("PARTNER")
     status = None

@@ -71,14 +71,6 @@ def test_only_merged_ideas_refuse_comments() -> None:
             domain.check_accepts_comments(status)  # SHIPPED and DECLINED stay open
 
 
-def test_final_statuses_are_never_left() -> None:
-    assert domain.next_status(IdeaStatus.OPEN, IdeaStatus.UNDER_REVIEW) is IdeaStatus.UNDER_REVIEW
-    assert domain.next_status(IdeaStatus.DECLINED, IdeaStatus.OPEN) is IdeaStatus.OPEN
-    assert domain.next_status(IdeaStatus.OPEN, IdeaStatus.MERGED) is IdeaStatus.MERGED
-    assert domain.next_status(IdeaStatus.MERGED, IdeaStatus.OPEN) is IdeaStatus.MERGED
-    assert domain.next_status(IdeaStatus.SHIPPED, IdeaStatus.PLANNED) is IdeaStatus.SHIPPED
-
-
 # --- hiding ----------------------------------------------------------------------------------------------
 def test_hidden_body_reads_empty_except_for_moderators() -> None:
     assert domain.visible_body("text", False, None) == "text"

@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from pydantic import BaseModel
 from sqlalchemy import text
 
 from services.ideas.consumers import SUBSCRIPTIONS
 from shared.auth import TokenIssuer
-from shared.events.envelope import Envelope, new_event
+from shared.events.catalogue import Payload
+from shared.events.envelope import Envelope
 
 HANDLERS = {sub.durable: sub for sub in SUBSCRIPTIONS}
 
@@ -54,11 +54,11 @@ async def consumers_ready(app: FastAPI) -> Any:
 
 
 async def deliver(
-    app: FastAPI, durable: str, payload: BaseModel, envelope: Envelope | None = None
+    app: FastAPI, durable: str, payload: Payload, envelope: Envelope | None = None
 ) -> tuple[bool, Envelope]:
     """Apply one event through the consumer runner (inbox + effect in one transaction)."""
     runner = await consumers_ready(app)
-    env = envelope or new_event(payload, source="test", subject_id=getattr(payload, "idea_id", uuid.uuid4()))
+    env = envelope or Envelope.of(payload)
     handler = HANDLERS[durable].subjects[env.type]
     return await runner.apply(durable, env, payload, handler), env
 

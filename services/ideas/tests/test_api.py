@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from services.ideas.tests.helpers import Caller, caller, outbox, problem, propose, unique
+from shared.events.catalogue import IdeaMerged, IdeaProposed, IdeaRefined, IdeaStatusChanged, subject_of
 
 
 async def test_propose_normalises_stores_revision_and_stages_event(service_app, tokens) -> None:  # type: ignore[no-untyped-def]
@@ -39,7 +40,7 @@ async def test_propose_normalises_stores_revision_and_stages_event(service_app, 
         (1, idea["title"], "The body", ["mobile", "api-v2"], str(me.id))
     ]
     events = await outbox(app, idea["id"])
-    assert [e["type"] for e in events] == ["ideas.v1.idea.proposed"]
+    assert [e["type"] for e in events] == [subject_of(IdeaProposed)]
     data = events[0]["data"]
     assert data["idea_id"] == idea["id"] and data["author_id"] == str(me.id)
     assert data["tags"] == ["mobile", "api-v2"] and data["visible_to"] == ["CUSTOMER", "SUPPLIER"]
@@ -171,7 +172,7 @@ async def test_refine_permissions_and_revisions(service_app, tokens) -> None:  #
         (3, "Second title", "Team body", ["two"], str(team.id)),
     ]
     assert revisions[0]["edited_at"] < revisions[1]["edited_at"] < revisions[2]["edited_at"]
-    refined = [e["data"] for e in await outbox(app, idea["id"]) if e["type"] == "ideas.v1.idea.refined"]
+    refined = [e["data"] for e in await outbox(app, idea["id"]) if e["type"] == subject_of(IdeaRefined)]
     assert sorted((d["version"], d["editor_id"], d["tags"]) for d in refined) == [
         (2, str(author.id), ["two"]),
         (3, str(team.id), ["two"]),
@@ -253,7 +254,7 @@ async def test_every_allowed_status_move_and_refusals(service_app, tokens) -> No
     assert r.json()["status_note"] is None
     assert (await client.get(f"/ideas/{fresh['id']}")).json()["status"] == "UNDER_REVIEW"
 
-    changes = [e["data"] for e in await outbox(app, iid) if e["type"] == "ideas.v1.idea.status_changed"]
+    changes = [e["data"] for e in await outbox(app, iid) if e["type"] == subject_of(IdeaStatusChanged)]
     assert len(changes) == len(walk)
     assert {(c["from_status"], c["to_status"]) for c in changes} == set(zip(["OPEN", *walk[:-1]], walk, strict=True))
 
@@ -284,7 +285,7 @@ async def test_merge_rules(service_app, tokens) -> None:  # type: ignore[no-unty
     assert r.json()["id"] == target["id"] and r.json()["status"] == "OPEN"
     merged = (await client.get(f"/ideas/{source['id']}")).json()
     assert merged["status"] == "MERGED" and merged["merged_into_id"] == target["id"]
-    events = [e for e in await outbox(app, source["id"]) if e["type"] == "ideas.v1.idea.merged"]
+    events = [e for e in await outbox(app, source["id"]) if e["type"] == subject_of(IdeaMerged)]
     assert [e["data"] for e in events] == [
         {"idea_id": source["id"], "target_id": target["id"], "merged_by": str(team.id)}
     ]

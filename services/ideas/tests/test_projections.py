@@ -11,7 +11,6 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from services.ideas.consumers import IdeaNotYetKnown
 from services.ideas.tests.helpers import caller, consumers_ready, deliver, propose
 from shared.events.catalogue import (
     CommentAdded,
@@ -22,7 +21,8 @@ from shared.events.catalogue import (
     VotesMoved,
     VoteWithdrawn,
 )
-from shared.events.envelope import new_event
+from shared.events.envelope import Envelope
+from shared.events.failures import RetryLater
 
 K = StakeholderKind
 
@@ -161,8 +161,8 @@ async def test_events_for_an_unknown_idea_fail_and_leave_no_trace(service_app) -
     app, _ = await service_app("ideas")
     missing = uuid.uuid4()
     event = cast(missing, K.CUSTOMER, 1)
-    envelope = new_event(event, source="test", subject_id=missing)
-    with pytest.raises(IdeaNotYetKnown):
+    envelope = Envelope.of(event)
+    with pytest.raises(RetryLater):
         await deliver(app, "ideas-votes", event, envelope=envelope)
     comment = CommentAdded(
         comment_id=uuid.uuid4(),
@@ -172,7 +172,7 @@ async def test_events_for_an_unknown_idea_fail_and_leave_no_trace(service_app) -
         official=False,
         created_at=datetime.now(UTC),
     )
-    with pytest.raises(IdeaNotYetKnown):
+    with pytest.raises(RetryLater):
         await deliver(app, "ideas-comments", comment)
     async with app.state.runtime.sessionmaker() as session:
         seen = (
@@ -218,7 +218,7 @@ async def test_an_event_published_to_nats_reaches_the_consumer(service_app, toke
     iid = uuid.UUID((await propose(client, caller(tokens)))["id"])
     await consumers_ready(app)
     event = cast(iid, K.EMPLOYEE, 3)
-    envelope = new_event(event, source="test", subject_id=iid)
+    envelope = Envelope.of(event)
     js = app.state.runtime.nc.jetstream()
     for _ in range(2):  # the stream's dedup window drops the second copy; the inbox would too
         await js.publish(envelope.type, envelope.model_dump_json().encode(), headers={"Nats-Msg-Id": str(envelope.id)})
@@ -230,7 +230,7 @@ async def test_an_event_published_to_nats_reaches_the_consumer(service_app, toke
         official=True,
         created_at=datetime.now(UTC),
     )
-    cenv = new_event(comment, source="test", subject_id=iid)
+    cenv = Envelope.of(comment)
     await js.publish(cenv.type, cenv.model_dump_json().encode(), headers={"Nats-Msg-Id": str(cenv.id)})
     idea = None
     for _ in range(150):

@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+from shared.events.catalogue import StakeholderRegistered, StakeholderUpdated, subject_of
+
 
 def email() -> str:
     return f"user-{uuid.uuid4().hex[:10]}@Example.org"
@@ -146,7 +148,7 @@ async def test_profile_update_publishes_updated_and_keeps_kind(service_app) -> N
             .scalars()
             .all()
         )
-    assert subjects == ["stakeholders.v1.stakeholder.registered", "stakeholders.v1.stakeholder.updated"]
+    assert subjects == [subject_of(StakeholderRegistered), subject_of(StakeholderUpdated)]
 
 
 async def test_nul_characters_are_bad_input_never_a_500(service_app) -> None:  # type: ignore[no-untyped-def]

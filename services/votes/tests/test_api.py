@@ -12,13 +12,25 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from services.votes.consumers import DURABLE_IDEAS, on_idea_merged, on_idea_proposed, on_idea_status_changed
-from services.votes.domain import OutOfOrder
-from services.votes.service import IdeaNotYetKnown, VoteService
-from shared.events.catalogue import IdeaMerged, IdeaProposed, IdeaStatus, IdeaStatusChanged
-from shared.events.envelope import Envelope, new_event
+from services.votes.consumers import SUBSCRIPTIONS, on_idea_merged, on_idea_proposed, on_idea_status_changed
+from services.votes.service import VoteService
+from shared.events.catalogue import (
+    IdeaMerged,
+    IdeaProposed,
+    IdeaStatus,
+    IdeaStatusChanged,
+    VoteCast,
+    VoteChanged,
+    VotesMoved,
+    VoteWithdrawn,
+    subject_of,
+)
+from shared.events.envelope import Envelope
+from shared.events.failures import RetryLater
+from shared.uow import UnitOfWork
 
 S = IdeaStatus
+(DURABLE_IDEAS,) = (sub.durable for sub in SUBSCRIPTIONS)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -39,7 +51,7 @@ def bearer(
 
 
 async def apply(app: Any, payload: Any, handler: Any, subject_id: uuid.UUID, envelope: Envelope | None = None) -> bool:
-    envelope = envelope or new_event(payload, source="test", subject_id=subject_id)
+    envelope = envelope or Envelope.of(payload)
     return bool(await app.state.runtime.consumers.apply(DURABLE_IDEAS, envelope, payload, handler))
 
 
@@ -125,7 +137,7 @@ async def test_cast_change_same_weight_and_withdraw_write_exact_events(service_a
     assert (first["idea_id"], first["voter_id"], first["weight"]) == (str(idea_id), str(voter), 2)
     assert set(first) == {"idea_id", "voter_id", "weight", "cast_at"}
     events = await events_about(app, idea_id)
-    assert [s for s, _ in events] == ["votes.v1.vote.cast"]
+    assert [s for s, _ in events] == [subject_of(VoteCast)]
     assert events[0][1] == {
         "idea_id": str(idea_id),
         "voter_id": str(voter),
@@ -138,7 +150,7 @@ async def test_cast_change_same_weight_and_withdraw_write_exact_events(service_a
     assert r.status_code == 200 and r.json()["weight"] == 3
     assert r.json()["cast_at"] == first["cast_at"], "a weight change keeps the vote's cast time"
     events = await events_about(app, idea_id)
-    assert [s for s, _ in events] == ["votes.v1.vote.cast", "votes.v1.vote.changed"]
+    assert [s for s, _ in events] == [subject_of(VoteCast), subject_of(VoteChanged)]
     changed = events[1][1]
     assert (changed["old_weight"], changed["new_weight"], changed["voter_kind"]) == (2, 3, "PARTNER")
 
@@ -150,7 +162,7 @@ async def test_cast_change_same_weight_and_withdraw_write_exact_events(service_a
     assert r.status_code == 200 and r.json() == {"removed": True}
     events = await events_about(app, idea_id)
     assert events[-1] == (
-        "votes.v1.vote.withdrawn",
+        subject_of(VoteWithdrawn),
         {"idea_id": str(idea_id), "voter_id": str(voter), "voter_kind": "PARTNER", "weight": 3},
     )
     assert await votes_on(app, idea_id) == {}
@@ -278,8 +290,8 @@ async def test_votes_only_on_open_under_review_and_planned(service_app: Any, tok
             assert r.status_code == 409
     assert await votes_on(app, idea_id) == {voter: 1}
     assert Counter(s for s, _ in await events_about(app, idea_id)) == {
-        "votes.v1.vote.cast": 3,
-        "votes.v1.vote.withdrawn": 2,
+        subject_of(VoteCast): 3,
+        subject_of(VoteWithdrawn): 2,
     }
 
     # Withdrawing stays possible on a closed (not merged) idea.
@@ -297,23 +309,24 @@ async def test_declined_then_reopened_idea(service_app: Any, tokens: Any) -> Non
     assert (await cast(client, tokens, idea_id, voter, 1)).status_code == 200
 
 
-async def test_status_changes_out_of_order_wait_for_their_predecessor(service_app: Any, tokens: Any) -> None:
+async def test_status_changes_out_of_order_end_in_the_newest_state(service_app: Any, tokens: Any) -> None:
+    """The IDEAS stream's ordering (shared/events/catalogue.py): a change newer than the last one
+    applied applies at once; an older one arriving later is superseded and changes nothing."""
     app, _ = await start(service_app)
     idea_id = await propose(app)
-    late = new_event(status_event(idea_id, S.UNDER_REVIEW, S.PLANNED), source="test", subject_id=idea_id)
-    with pytest.raises(OutOfOrder):
-        await apply(app, IdeaStatusChanged.model_validate(late.data), on_idea_status_changed, idea_id, late)
-    assert await idea_status(app, idea_id) == "OPEN"
-    await change_status(app, idea_id, S.OPEN, S.UNDER_REVIEW)
-    # The retried event was not recorded in the inbox by the failed attempt: it applies now.
-    assert await apply(app, IdeaStatusChanged.model_validate(late.data), on_idea_status_changed, idea_id, late)
+    review = Envelope.of(status_event(idea_id, S.OPEN, S.UNDER_REVIEW), aggregate_version=2)
+    planned = Envelope.of(status_event(idea_id, S.UNDER_REVIEW, S.PLANNED), aggregate_version=3)
+    assert await apply(app, IdeaStatusChanged.model_validate(planned.data), on_idea_status_changed, idea_id, planned)
     assert await idea_status(app, idea_id) == "PLANNED"
+    assert await apply(app, IdeaStatusChanged.model_validate(review.data), on_idea_status_changed, idea_id, review)
+    assert await idea_status(app, idea_id) == "PLANNED", "the older change is superseded"
+    assert not await apply(app, IdeaStatusChanged.model_validate(review.data), on_idea_status_changed, idea_id, review)
 
 
 async def test_status_change_for_an_unknown_idea_is_retried(service_app: Any) -> None:
     app, _ = await start(service_app)
     idea_id = uuid.uuid4()
-    with pytest.raises(IdeaNotYetKnown):
+    with pytest.raises(RetryLater):
         await change_status(app, idea_id, S.OPEN, S.UNDER_REVIEW)
     await propose(app, idea_id=idea_id)
     await change_status(app, idea_id, S.OPEN, S.UNDER_REVIEW)
@@ -332,7 +345,7 @@ async def test_redelivered_proposal_changes_nothing(service_app: Any, tokens: An
         status=S.OPEN,
         created_at="2026-01-01T00:00:00Z",
     )
-    envelope = new_event(payload, source="test", subject_id=idea_id)
+    envelope = Envelope.of(payload)
     assert await apply(app, payload, on_idea_proposed, idea_id, envelope)
     await change_status(app, idea_id, S.OPEN, S.DECLINED)
     assert not await apply(app, payload, on_idea_proposed, idea_id, envelope), "seen before: no-op"
@@ -360,13 +373,13 @@ async def test_merge_moves_votes_keeping_the_higher_weight(service_app: Any, tok
         await client.post("/votes/mine", json={"idea_ids": [str(source)]}, headers=bearer(tokens, c, "PARTNER"))
     ).json()["items"][0]["cast_at"]
 
-    envelope = new_event(merged_event(source, target), source="test", subject_id=source)
+    envelope = Envelope.of(merged_event(source, target))
     assert await apply(app, merged_event(source, target), on_idea_merged, source, envelope)
 
     assert await idea_status(app, source) == "MERGED"
     assert await votes_on(app, source) == {}
     assert await votes_on(app, target) == {a: 3, b: 3, c: 2, d: 2}
-    moved = [d_ for s, d_ in await events_about(app, source) if s == "votes.v1.votes.moved"]
+    moved = [d_ for s, d_ in await events_about(app, source) if s == subject_of(VotesMoved)]
     assert moved == [
         {
             "source_id": str(source),
@@ -407,7 +420,7 @@ async def test_merge_moves_votes_keeping_the_higher_weight(service_app: Any, tok
     # Redelivery of the merge (and of the proposal) changes nothing: no double move.
     assert not await apply(app, merged_event(source, target), on_idea_merged, source, envelope)
     assert await votes_on(app, target) == {a: 3, b: 3, c: 2, d: 2}
-    assert len([s for s, _ in await events_about(app, source) if s == "votes.v1.votes.moved"]) == 1
+    assert len([s for s, _ in await events_about(app, source) if s == subject_of(VotesMoved)]) == 1
 
     # The merged idea refuses votes; withdrawing there removes nothing; the target's votes stay.
     r = await cast(client, tokens, source, uuid.uuid4(), 1)
@@ -423,8 +436,8 @@ async def test_merge_into_an_unknown_target_is_retried_and_changes_nothing_meanw
     app, client = await start(service_app)
     source, target, voter = await propose(app), uuid.uuid4(), uuid.uuid4()
     assert (await cast(client, tokens, source, voter, 2)).status_code == 200
-    envelope = new_event(merged_event(source, target), source="test", subject_id=source)
-    with pytest.raises(IdeaNotYetKnown):
+    envelope = Envelope.of(merged_event(source, target))
+    with pytest.raises(RetryLater):
         await apply(app, merged_event(source, target), on_idea_merged, source, envelope)
     assert await idea_status(app, source) == "OPEN" and await votes_on(app, source) == {voter: 2}
     await propose(app, idea_id=target)
@@ -437,7 +450,7 @@ async def test_merge_of_an_idea_without_votes_still_reports_the_move(service_app
     source, target = await propose(app), await propose(app)
     assert await apply(app, merged_event(source, target), on_idea_merged, source)
     assert await events_about(app, source) == [
-        ("votes.v1.votes.moved", {"source_id": str(source), "target_id": str(target), "moves": []})
+        (subject_of(VotesMoved), {"source_id": str(source), "target_id": str(target), "moves": []})
     ]
 
 
@@ -470,7 +483,7 @@ async def test_merge_into_an_idea_merged_meanwhile_follows_the_chain(service_app
     assert await apply(app, merged_event(a, b), on_idea_merged, a)
     assert await votes_on(app, c) == {va: 2, vb: 1}
     assert await votes_on(app, a) == {} and await votes_on(app, b) == {}
-    moved = [d for s, d in await events_about(app, a) if s == "votes.v1.votes.moved" and d["source_id"] == str(a)]
+    moved = [d for s, d in await events_about(app, a) if s == subject_of(VotesMoved) and d["source_id"] == str(a)]
     assert [(m["target_id"], [x["voter_id"] for x in m["moves"]]) for m in moved] == [(str(c), [str(va)])]
 
 
@@ -481,10 +494,11 @@ async def test_a_cast_waiting_on_a_merge_in_progress_is_refused(service_app: Any
     source, target, voter = await propose(app), await propose(app), uuid.uuid4()
     maker = app.state.runtime.sessionmaker
     async with maker() as session:
-        async with session.begin():
-            await VoteService(session).idea_merged(merged_event(source, target))
-            pending = asyncio.create_task(cast(client, tokens, source, voter, 2))
-            await asyncio.sleep(0.2)  # give the cast a chance to run into the lock (not asserted)
+        uow = UnitOfWork(session)
+        await VoteService(uow).idea_merged(merged_event(source, target))
+        pending = asyncio.create_task(cast(client, tokens, source, voter, 2))
+        await asyncio.sleep(0.2)  # give the cast a chance to run into the lock (not asserted)
+        await uow.commit()
         r = await pending
     assert r.status_code == 409 and r.json()["code"] == "CONFLICT"
     assert await votes_on(app, source) == {} and await votes_on(app, target) == {}
@@ -497,14 +511,16 @@ async def test_a_cast_in_flight_when_the_merge_starts_is_moved(service_app: Any,
     source, target, voter = await propose(app), await propose(app), uuid.uuid4()
     caller = await app.state.jwt_verifier.verify(bearer(tokens, voter)["Authorization"].split()[1])
     maker = app.state.runtime.sessionmaker
-    async with maker() as session, session.begin():
-        await VoteService(session).cast(caller, source, 3)
+    async with maker() as session:
+        uow = UnitOfWork(session)
+        await VoteService(uow).cast(caller, source, 3)
         merging = asyncio.create_task(apply(app, merged_event(source, target), on_idea_merged, source))
         await asyncio.sleep(0.2)  # the merge may start and wait on the lock (not asserted)
+        await uow.commit()
     assert await merging
     assert await votes_on(app, source) == {} and await votes_on(app, target) == {voter: 3}
     subjects = [s for s, _ in await events_about(app, source)]
-    assert subjects == ["votes.v1.vote.cast", "votes.v1.votes.moved"]
+    assert subjects == [subject_of(VoteCast), subject_of(VotesMoved)]
 
 
 # --- concurrency -------------------------------------------------------------------------------------
@@ -520,8 +536,8 @@ async def test_concurrent_casts_by_one_stakeholder_give_one_vote_and_a_consisten
     assert list(rows) == [voter]
     final = rows[voter]
     events = await events_about(app, idea_id)
-    casts = [d for s, d in events if s == "votes.v1.vote.cast"]
-    changes = [d for s, d in events if s == "votes.v1.vote.changed"]
+    casts = [d for s, d in events if s == subject_of(VoteCast)]
+    changes = [d for s, d in events if s == subject_of(VoteChanged)]
     assert len(casts) == 1 and len(casts) + len(changes) == len(events)
     assert all(c["old_weight"] != c["new_weight"] for c in changes)
     # The changes chain from the first weight to the final one: replaying them in any order
@@ -544,7 +560,7 @@ async def test_concurrent_casts_by_fifty_stakeholders_give_fifty_votes(service_a
     results = await asyncio.gather(*(cast(client, tokens, idea_id, v, 1 + i % 3) for i, v in enumerate(voters)))
     assert [r.status_code for r in results] == [200] * 50
     assert await votes_on(app, idea_id) == {v: 1 + i % 3 for i, v in enumerate(voters)}
-    assert [s for s, _ in await events_about(app, idea_id)] == ["votes.v1.vote.cast"] * 50
+    assert [s for s, _ in await events_about(app, idea_id)] == [subject_of(VoteCast)] * 50
 
 
 # --- /votes/mine ----------------------------------------------------------------------------------
@@ -593,7 +609,7 @@ async def test_idea_events_published_to_nats_reach_the_projection(service_app: A
     )
     js = app.state.runtime.nc.jetstream()
     for event in (payload, status_event(idea_id, S.OPEN, S.UNDER_REVIEW)):
-        envelope = new_event(event, source="test", subject_id=idea_id)
+        envelope = Envelope.of(event)
         await js.publish(envelope.type, envelope.model_dump_json().encode(), headers={"Nats-Msg-Id": str(envelope.id)})
     for _ in range(200):
         if await idea_status(app, idea_id) == "UNDER_REVIEW":
@@ -629,13 +645,15 @@ async def test_a_cast_on_the_target_in_flight_when_the_merge_starts_counts_in_th
     source, target, voter = await propose(app), await propose(app), uuid.uuid4()
     assert (await cast(client, tokens, source, voter, 1)).status_code == 200
     caller = await app.state.jwt_verifier.verify(bearer(tokens, voter)["Authorization"].split()[1])
-    async with app.state.runtime.sessionmaker() as session, session.begin():
-        await VoteService(session).cast(caller, target, 3)
+    async with app.state.runtime.sessionmaker() as session:
+        uow = UnitOfWork(session)
+        await VoteService(uow).cast(caller, target, 3)
         merging = asyncio.create_task(apply(app, merged_event(source, target), on_idea_merged, source))
         await asyncio.sleep(0.2)  # the merge may start and wait on the lock (not asserted)
+        await uow.commit()
     assert await merging
     assert await votes_on(app, target) == {voter: 3}
-    (moved,) = [d for s, d in await events_about(app, source) if s == "votes.v1.votes.moved"]
+    (moved,) = [d for s, d in await events_about(app, source) if s == subject_of(VotesMoved)]
     assert moved["moves"] == [
         {
             "voter_id": str(voter),

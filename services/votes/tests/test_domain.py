@@ -104,17 +104,6 @@ def test_mine_ids_are_deduplicated_and_capped() -> None:
     assert exc.value.code == "BAD_USER_INPUT"
 
 
-def test_status_changes_apply_in_order_only() -> None:
-    assert domain.next_status(S.OPEN, S.OPEN, S.UNDER_REVIEW) == S.UNDER_REVIEW
-    with pytest.raises(domain.OutOfOrder):
-        domain.next_status(S.OPEN, S.UNDER_REVIEW, S.PLANNED)  # its predecessor has not arrived
-    # Cycles are fine: each change applies on top of its own from-status.
-    assert domain.next_status(S.DECLINED, S.DECLINED, S.OPEN) == S.OPEN
-    # MERGED is final (the merged event may overtake the status change to MERGED).
-    assert domain.next_status(S.MERGED, S.OPEN, S.MERGED) == S.MERGED
-    assert domain.next_status(S.MERGED, S.UNDER_REVIEW, S.DECLINED) == S.MERGED
-
-
 def vote(voter: uuid.UUID, weight: int, kind: StakeholderKind = StakeholderKind.CUSTOMER) -> StoredVote:
     return StoredVote(voter, kind, weight, NOW)
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from shared.migrations import create_messaging_tables
+from shared.migrations import create_messaging_tables_v1
 
 revision = "0001"
 down_revision = None
@@ -30,7 +30,7 @@ def _counter(name: str) -> sa.Column:  # type: ignore[type-arg]
 
 
 def upgrade() -> None:
-    create_messaging_tables(op)
+    create_messaging_tables_v1(op)
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     op.create_table(
         "idea",

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from shared.migrations import create_messaging_tables
+from shared.migrations import create_messaging_tables_v1
 
 revision = "0001"
 down_revision = None
@@ -18,7 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    create_messaging_tables(op)
+    create_messaging_tables_v1(op)
     op.create_table(
         "stakeholder",
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),
