@@ -19,11 +19,12 @@ From it, per service (what its consumers would have computed from the events):
 - comments: the comments, the idea_visibility projection.
 No outbox rows: nothing is left to publish (and no inbox rows: no consumer saw these events).
 
-The rules are the services' own: who sees an idea (shared/visibility.py), the status workflow
-and the trending window (services/ideas/domain.py), how a merge moves votes and how the moves
-count (services/votes/domain.py, services/ideas/domain.py), the activity credits
-(services/stakeholders/consumers.py) and official comments (services/comments/domain.py); where
-the bulk path takes a shortcut of its own, for speed, a comment says so."""
+The rules are the services' own: who sees an idea (shared/visibility.py), the status workflow,
+the trending window and the tally's columns (services/ideas/domain.py), how a merge moves votes
+and how the moves count (services/votes/domain.py, services/ideas/domain.py), the activity
+credits (services/stakeholders/consumers.py) and official comments (services/comments/domain.py);
+every table and column written is named by the services' SQLModel definitions. Where the bulk
+path takes a shortcut of its own, for speed, a comment says so."""
 
 from __future__ import annotations
 
@@ -35,18 +36,23 @@ import random
 import time
 import uuid
 from array import array
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
+from sqlmodel import SQLModel
 
 from services.comments.domain import is_official
+from services.comments.models import Comment, IdeaVisibility
 from services.ideas import domain as idea_rules
+from services.ideas.models import Idea, IdeaRevision, IdeaScoreDay
 from services.stakeholders.consumers import COMMENT_WEIGHT, IDEA_WEIGHT, VOTE_WEIGHT
+from services.stakeholders.models import IdeaTags, Stakeholder, TagActivity
 from services.votes.domain import ACCEPTING_STATUSES, StoredVote, compute_moves, moved_events, target_writes
+from services.votes.models import IdeaState, Vote
 from shared.auth import Principal
 from shared.events.catalogue import IdeaStatus, Role, StakeholderKind
 from shared.visibility import can_see
@@ -752,79 +758,143 @@ class Dataset:
 
 
 # --- the bulk path ------------------------------------------------------------------------------
-TABLES: dict[str, list[tuple[str, list[str], Callable[[Dataset], Iterable[tuple[Any, ...]]]]]] = {
+# COPY straight into the services' tables, not through their APIs: a bench shortcut for speed
+# (a million votes in seconds); tests/bench/test_seed.py checks it leaves the API's state.
+Rows = Callable[["Dataset"], Iterable[tuple[Any, ...]]]
+
+
+class Copy(NamedTuple):
+    table: str
+    columns: list[str]
+    rows: Rows
+
+
+def copy(model: type[SQLModel], attributes: Sequence[Any], rows: Rows) -> Copy:
+    """A COPY into a service's table, named by its SQLModel definition (a renamed column fails
+    here, at import); `rows` yields the values in the order of `attributes`."""
+    return Copy(str(model.__tablename__), [a.name for a in attributes], rows)
+
+
+# The per-kind tally columns, in the order IdeaData.by_kind holds them.
+TALLY = [
+    getattr(Idea, name(kind))
+    for kind in idea_rules.KINDS
+    for name in (idea_rules.voters_column, idea_rules.weight_column)
+]
+TABLES: dict[str, list[Copy]] = {
     "stakeholders": [
-        (
-            "stakeholder",
+        copy(
+            Stakeholder,
             [
-                "id",
-                "email",
-                "password_hash",
-                "display_name",
-                "kind",
-                "role",
-                "organization",
-                "expertise",
-                "created_at",
-                "updated_at",
+                Stakeholder.id,
+                Stakeholder.email,
+                Stakeholder.password_hash,
+                Stakeholder.display_name,
+                Stakeholder.kind,
+                Stakeholder.role,
+                Stakeholder.organization,
+                Stakeholder.expertise,
+                Stakeholder.created_at,
+                Stakeholder.updated_at,
             ],
             lambda ds: ds.stakeholder_rows(ds.password_hash),
         ),
-        ("tag_activity", ["stakeholder_id", "tag", "activity"], Dataset.tag_activity_rows),
-        ("idea_tags", ["idea_id", "tags"], Dataset.idea_tags_rows),
+        copy(
+            TagActivity, [TagActivity.stakeholder_id, TagActivity.tag, TagActivity.activity], Dataset.tag_activity_rows
+        ),
+        copy(IdeaTags, [IdeaTags.idea_id, IdeaTags.tags], Dataset.idea_tags_rows),
     ],
     "ideas": [
-        (
-            "idea",
+        copy(
+            Idea,
             [
-                "id",
-                "author_id",
-                "title",
-                "body",
-                "tags",
-                "visible_to",
-                "status",
-                "status_note",
-                "merged_into_id",
-                "version",
-                "voters",
-                "score",
-                *[f"{c}_{k.lower()}" for k in KINDS for c in ("voters", "weight")],
-                "recent_score",
-                "comment_count",
-                "created_at",
-                "updated_at",
+                Idea.id,
+                Idea.author_id,
+                Idea.title,
+                Idea.body,
+                Idea.tags,
+                Idea.visible_to,
+                Idea.status,
+                Idea.status_note,
+                Idea.merged_into_id,
+                Idea.version,
+                Idea.voters,
+                Idea.score,
+                *TALLY,
+                Idea.recent_score,
+                Idea.comment_count,
+                Idea.created_at,
+                Idea.updated_at,
             ],
             Dataset.idea_rows,
         ),
-        (
-            "idea_revision",
-            ["idea_id", "version", "title", "body", "tags", "editor_id", "edited_at"],
+        copy(
+            IdeaRevision,
+            [
+                IdeaRevision.idea_id,
+                IdeaRevision.version,
+                IdeaRevision.title,
+                IdeaRevision.body,
+                IdeaRevision.tags,
+                IdeaRevision.editor_id,
+                IdeaRevision.edited_at,
+            ],
             Dataset.revision_rows,
         ),
-        ("idea_score_day", ["idea_id", "day", "delta"], Dataset.score_day_rows),
+        copy(IdeaScoreDay, [IdeaScoreDay.idea_id, IdeaScoreDay.day, IdeaScoreDay.delta], Dataset.score_day_rows),
     ],
     "votes": [
-        (
-            "idea_state",
-            ["idea_id", "status", "visible_to", "author_id", "merged_into_id", "updated_at"],
+        copy(
+            IdeaState,
+            [
+                IdeaState.idea_id,
+                IdeaState.status,
+                IdeaState.visible_to,
+                IdeaState.author_id,
+                IdeaState.merged_into_id,
+                IdeaState.updated_at,
+            ],
             Dataset.idea_state_rows,
         ),
-        (
-            "vote",
-            ["idea_id", "voter_id", "weight", "previous_weight", "voter_kind", "cast_at", "updated_at"],
+        copy(
+            Vote,
+            [
+                Vote.idea_id,
+                Vote.voter_id,
+                Vote.weight,
+                Vote.previous_weight,
+                Vote.voter_kind,
+                Vote.cast_at,
+                Vote.updated_at,
+            ],
             Dataset.vote_rows,
         ),
     ],
     "comments": [
-        (
-            "idea_visibility",
-            ["idea_id", "visible_to", "author_id", "status", "updated_at"],
+        copy(
+            IdeaVisibility,
+            [
+                IdeaVisibility.idea_id,
+                IdeaVisibility.visible_to,
+                IdeaVisibility.author_id,
+                IdeaVisibility.status,
+                IdeaVisibility.updated_at,
+            ],
             Dataset.idea_visibility_rows,
         ),
-        (
-            "comment",
-            ["id", "idea_id", "author_id", "parent_id", "body", "official", "hidden", "flag_count", "created_at"],
+        copy(
+            Comment,
+            [
+                Comment.id,
+                Comment.idea_id,
+                Comment.author_id,
+                Comment.parent_id,
+                Comment.body,
+                Comment.official,
+                Comment.hidden,
+                Comment.flag_count,
+                Comment.created_at,
+            ],
             Dataset.comment_rows,
         ),
     ],
