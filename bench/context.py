@@ -12,10 +12,14 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects import postgresql
+from sqlmodel import col
 
 from bench import report as rep
 from bench.load import GraphQLClient
@@ -23,6 +27,21 @@ from bench.profile import Profiler
 from bench.resources import SERVICES, ProcessFinder, Sampler
 from bench.seed import Dataset, SeedReport
 from devstack.stack import Stack, new_data_dir, stack_env
+from services.ideas.models import Idea
+from services.votes.models import Vote
+from shared.outbox import OutboxMessage
+
+
+def _sql(statement: Select[Any]) -> str:
+    """A statement built from the services' table definitions, as text for asyncpg."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+# Every vote counted once the ideas service's scores add up to the votes service's weights.
+SCORE_TOTAL = _sql(select(func.coalesce(func.sum(col(Idea.score)), 0)))
+WEIGHT_TOTAL = _sql(select(func.coalesce(func.sum(col(Vote.weight)), 0)))
+UNSENT = _sql(select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.sent_at).is_(None)))
 
 
 @dataclass
@@ -49,15 +68,15 @@ class Databases:
 
     async def totals(self) -> tuple[int, int]:
         """(sum of the ideas' scores, sum of the votes' weights)."""
-        score = await (await self.connection("ideas")).fetchval("SELECT coalesce(sum(score), 0) FROM idea")
-        weight = await (await self.connection("votes")).fetchval("SELECT coalesce(sum(weight), 0) FROM vote")
+        score = await (await self.connection("ideas")).fetchval(SCORE_TOTAL)
+        weight = await (await self.connection("votes")).fetchval(WEIGHT_TOTAL)
         return int(score), int(weight)
 
     async def unsent(self) -> int:
         total = 0
         for service in SERVICES:
             conn = await self.connection(service)
-            total += int(await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+            total += int(await conn.fetchval(UNSENT))
         return total
 
     async def transactions(self) -> dict[str, int]:
