@@ -43,16 +43,16 @@ async def read_path(ctx: Context, ceiling: LoadResult) -> None:
                 name, read, concurrency=n, duration=seconds, max_requests=MAX_REQUESTS, on_progress=tick
             )
         reads += result.ok
-        ratio = result.rate / ceiling.rate if ceiling.rate > 0 else 0.0
         ctx.rows.append(
-            rep.measured(
+            rep.against_ceiling(
                 "read",
                 f"{name}, first 20, {n} clients",
                 result,
                 "req/s",
-                ratio=ratio,
-                target=f"≥ {READ_RATIO:.2f} x (b), p99 ≤ {READ_P99_MS:.0f} ms",
-                passed=ratio >= READ_RATIO and result.p99_ms <= READ_P99_MS and result.ok > 0,
+                ceiling="(b)",
+                ceiling_rate=ceiling.rate,
+                min_ratio=READ_RATIO,
+                max_p99_ms=READ_P99_MS,
             )
         )
         if result.error_codes:
