@@ -7,7 +7,9 @@ GraphQL gateway pays at least this per page; 2 cores divided by it bound the rea
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +87,33 @@ def graphql_execution_floor(
     for _ in range(rounds):
         execute(schema, document, root, variable_values=variables)
     return (time.process_time() - start) * 1000 / rounds, fields
+
+
+def floor_notes(
+    postgres_ms_per_vote: float | None,
+    ceilings: Mapping[str, float],
+    read_query: str,
+    write_ratio: float,
+    read_ratio: float,
+) -> list[str]:
+    """Whether a ratio target can be met on this machine at all: the best rate each path
+    could reach if everything but one part of it cost nothing."""
+    cores = os.cpu_count() or 1
+    notes = []
+    if postgres_ms_per_vote and ceilings.get("ceiling (a)"):
+        best = cores * 1000 / postgres_ms_per_vote
+        notes.append(
+            f"floor (write): PostgreSQL alone spends {postgres_ms_per_vote:.2f} ms CPU per vote (the vote and its "
+            f"outbox row, the relay, the projections); with every Python process free, {cores} cores allow at most "
+            f"{best:,.0f} votes/s = {best / ceilings['ceiling (a)']:.2f} x ceiling (a) (target {write_ratio:.2f})"
+        )
+    if ceilings.get("ceiling (b)"):
+        ms, fields = graphql_execution_floor(read_query, {"sort": "TOP"})
+        best = cores * 1000 / ms
+        notes.append(
+            f"floor (read): graphql-core alone executing the read query ({fields} fields, over in-memory data) "
+            f"costs {ms:.2f} ms CPU per page; with HTTP, strawberry, the services and PostgreSQL free, {cores} "
+            f"cores allow at most {best:,.0f} pages/s = {best / ceilings['ceiling (b)']:.2f} x ceiling (b) "
+            f"(target {read_ratio:.2f})"
+        )
+    return notes

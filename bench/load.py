@@ -24,6 +24,8 @@ from shared.http import AiohttpTransport
 REQUEST_TIMEOUT = 10.0
 # The loop stops starting requests at its deadline; in-flight requests get this long to finish.
 GRACE = REQUEST_TIMEOUT + 2.0
+# Per phase: a count bound besides the duration.
+MAX_REQUESTS = 500_000
 
 
 class RequestError(Exception):

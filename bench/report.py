@@ -85,6 +85,31 @@ def measured(
     )
 
 
+def against_ceiling(
+    phase: str,
+    measure: str,
+    result: LoadResult,
+    unit: str,
+    *,
+    ceiling: str,
+    ceiling_rate: float,
+    min_ratio: float,
+    max_p99_ms: float,
+) -> Row:
+    """A row for a path with a ratio target: its rate over the rate of `ceiling` ("(a)", "(b)")
+    at least `min_ratio`, and its p99 at most `max_p99_ms`."""
+    ratio = result.rate / ceiling_rate if ceiling_rate > 0 else 0.0
+    return measured(
+        phase,
+        measure,
+        result,
+        unit,
+        ratio=ratio,
+        target=f"≥ {min_ratio:.2f} x {ceiling}, p99 ≤ {max_p99_ms:.0f} ms",
+        passed=ratio >= min_ratio and result.p99_ms <= max_p99_ms and result.ok > 0,
+    )
+
+
 def by_code(counts: dict[str, int]) -> str:
     """'CODE n, CODE n' in code order, for the notes under the table."""
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))

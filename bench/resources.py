@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from bench.report import ResourceRow
 from devstack.stack import Stack
 
 SERVICES = ("stakeholders", "ideas", "votes", "comments")
 GROUPS = (*SERVICES, "gateway", "postgres", "nats", "bench client")
 PYTHON_GROUPS = frozenset({*SERVICES, "gateway"})
 MB = 1024 * 1024
+# Target (reported, not enforced).
+SERVICE_RSS_MB = 150.0
 
 
 def _cmdline(process: psutil.Process) -> str:
@@ -120,6 +123,9 @@ def cpu_delta(before: dict[str, dict[int, float]], after: dict[str, dict[int, fl
     }
 
 
+CpuMark = tuple[dict[str, dict[int, float]], float]
+
+
 @dataclass
 class Sampler:
     """Samples the groups' memory in a background thread; keeps the peak per group."""
@@ -142,6 +148,17 @@ class Sampler:
         self.cpu_spent += time.thread_time() - t0
         return current
 
+    def cpu_mark(self) -> CpuMark:
+        """CPU seconds per process now, and what the sampling had cost so far."""
+        return cpu_snapshot(self.finder.groups()), self.cpu_spent
+
+    def cpu_since(self, mark: CpuMark) -> dict[str, float]:
+        """CPU seconds per group since `mark`, the sampling's own cost taken off the bench client."""
+        before, sampled = mark
+        spent = cpu_delta(before, cpu_snapshot(self.finder.groups()))
+        spent["bench client"] = max(0.0, spent.get("bench client", 0.0) - (self.cpu_spent - sampled))
+        return spent
+
     def start(self) -> None:
         if self._thread is not None:
             return
@@ -159,3 +176,27 @@ class Sampler:
         while not self._stop.is_set():
             self.sample()
             self._stop.wait(self.interval)
+
+
+def resource_rows(
+    rest: dict[str, float], peaks: dict[str, float], cpu_per_vote: dict[str, float], cpu_per_read: dict[str, float]
+) -> list[ResourceRow]:
+    """The resources table: memory at rest and at peak, CPU per vote and per read, per group."""
+    rows = []
+    for name in GROUPS:
+        at_rest = rest.get(name, 0.0)
+        target, passed = "", None
+        if name in SERVICES:
+            target, passed = f"≤ {SERVICE_RSS_MB:.0f} MB at rest", at_rest <= SERVICE_RSS_MB
+        rows.append(
+            ResourceRow(
+                name,
+                at_rest,
+                max(at_rest, peaks.get(name, 0.0)),
+                cpu_per_vote.get(name, 0.0),
+                cpu_per_read.get(name, 0.0),
+                target,
+                passed,
+            )
+        )
+    return rows

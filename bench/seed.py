@@ -17,7 +17,14 @@ From it, per service (what its consumers would have computed from the events):
   buckets (idea_score_day) of the last 7 UTC days, revision 1 of every idea;
 - votes: the votes after the merges, the idea_state projection;
 - comments: the comments, the idea_visibility projection.
-No outbox rows: nothing is left to publish."""
+No outbox rows: nothing is left to publish (and no inbox rows: no consumer saw these events).
+
+The rules are the services' own: who sees an idea (shared/visibility.py), the status workflow,
+the trending window and the tally's columns (services/ideas/domain.py), how a merge moves votes
+and how the moves count (services/votes/domain.py, services/ideas/domain.py), the activity
+credits (services/stakeholders/consumers.py) and official comments (services/comments/domain.py);
+every table and column written is named by the services' SQLModel definitions. Where the bulk
+path takes a shortcut of its own, for speed, a comment says so."""
 
 from __future__ import annotations
 
@@ -29,18 +36,30 @@ import random
 import time
 import uuid
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime
+from functools import cached_property
+from typing import Any, NamedTuple
 
 import asyncpg
+from sqlmodel import SQLModel
 
-KINDS = ("CUSTOMER", "SUPPLIER", "PARTNER", "EMPLOYEE")
+from services.comments.domain import is_official
+from services.comments.models import Comment, IdeaVisibility
+from services.ideas import domain as idea_rules
+from services.ideas.models import Idea, IdeaRevision, IdeaScoreDay
+from services.stakeholders.consumers import COMMENT_WEIGHT, IDEA_WEIGHT, VOTE_WEIGHT
+from services.stakeholders.models import IdeaTags, Stakeholder, TagActivity
+from services.votes.domain import ACCEPTING_STATUSES, StoredVote, compute_moves, moved_events, target_writes
+from services.votes.models import IdeaState, Vote
+from shared.auth import Principal
+from shared.events.catalogue import IdeaStatus, Role, StakeholderKind
+from shared.visibility import can_see
+
+KINDS = tuple(kind.value for kind in idea_rules.KINDS)  # the tally's order
 KIND_SHARES = (0.45, 0.20, 0.15, 0.20)
-STAFF_ROLES = frozenset({"PRODUCT_TEAM", "ADMIN"})
-ACCEPTING = frozenset({"OPEN", "UNDER_REVIEW", "PLANNED"})
-# Final statuses of the ideas that are not merged, and the steps IdeaStatus allows to reach them.
+# Final statuses of the ideas that are not merged.
 STATUS_SHARES = {
     "OPEN": 0.72,
     "UNDER_REVIEW": 0.08,
@@ -49,18 +68,9 @@ STATUS_SHARES = {
     "SHIPPED": 0.04,
     "DECLINED": 0.06,
 }
-STATUS_STEPS = {
-    "OPEN": (),
-    "UNDER_REVIEW": ("UNDER_REVIEW",),
-    "PLANNED": ("UNDER_REVIEW", "PLANNED"),
-    "IN_PROGRESS": ("UNDER_REVIEW", "PLANNED", "IN_PROGRESS"),
-    "SHIPPED": ("UNDER_REVIEW", "PLANNED", "IN_PROGRESS", "SHIPPED"),
-    "DECLINED": ("DECLINED",),
-}
 WEIGHTS = (1, 2, 3)
 WEIGHT_SHARES = (0.5, 0.3, 0.2)
-IDEA_CREDIT, COMMENT_CREDIT, VOTE_CREDIT = 3, 2, 1  # services/stakeholders/consumers.py
-TRENDING_DAYS = 7  # services/ideas/domain.py
+NOBODY = uuid.UUID(int=0)  # an author id no seeded stakeholder has
 PASSWORD = "bench password 123"
 SEARCH_WORD = "dashboard"  # a word of the vocabulary: present in seeded titles and bodies
 
@@ -199,6 +209,11 @@ class Person:
     expertise: list[str]
     created_at: datetime
 
+    @cached_property
+    def principal(self) -> Principal:
+        """This stakeholder as the services see a caller."""
+        return Principal(id=self.id, kind=StakeholderKind(self.kind), role=Role(self.role))
+
 
 @dataclass
 class IdeaData:
@@ -248,6 +263,31 @@ def note_for(status: str) -> str:
     return f"Moved to {status} by the product team."
 
 
+def _walks_from_open() -> dict[str, tuple[str, ...]]:
+    """Per status, the shortest walk of status changes from OPEN that the ideas service's
+    workflow allows (services/ideas/domain.py TRANSITIONS; MERGED only through a merge)."""
+    walks: dict[IdeaStatus, tuple[str, ...]] = {IdeaStatus.OPEN: ()}
+    frontier: list[IdeaStatus] = [IdeaStatus.OPEN]
+    while frontier:
+        reached: list[IdeaStatus] = []
+        for status in frontier:
+            for nxt in sorted(idea_rules.TRANSITIONS[status]):
+                if nxt != IdeaStatus.MERGED and nxt not in walks:
+                    walks[nxt] = (*walks[status], nxt.value)
+                    reached.append(nxt)
+        frontier = reached
+    return {status.value: walk for status, walk in walks.items()}
+
+
+STATUS_STEPS = _walks_from_open()
+
+
+def visible(visible_to: Collection[str], author_id: uuid.UUID, person: Person) -> bool:
+    """The services' visibility rule (shared/visibility.py can_see) for a seeded stakeholder:
+    seed.py's only call to it, so a change of its signature is a change here only."""
+    return can_see(person.principal, visible_to, author_id)
+
+
 def _allocate(n: int, shares: dict[str, float], at_least_one: bool) -> list[str]:
     """n labels in the given shares (largest remainders), each present once when asked and possible."""
     raw = {k: n * s / sum(shares.values()) for k, s in shares.items()}
@@ -287,7 +327,6 @@ class Dataset:
         self.cum_weights: list[float] = []
         # Results of project().
         self.final_overrides: dict[tuple[int, int], FinalVote] = {}  # (idea, voter) -> vote after the merges
-        self.merged_sources: set[int] = set()
         self.score_days: dict[tuple[int, date], int] = {}
         self.tag_activity: dict[tuple[int, str], int] = {}
         self.final_vote_count = 0
@@ -409,20 +448,16 @@ class Dataset:
         return self.by_rank[min(bisect.bisect_left(self.cum_weights, r), len(self.by_rank) - 1)]
 
     def eligible(self, idea: IdeaData) -> list[int]:
-        """Stakeholders who may see (so vote and comment on) the idea. For a restricted idea:
-        the kinds it names and the staff (its author is left out: simpler, still valid)."""
-        if not idea.visible_to:
-            return range(len(self.people))  # type: ignore[return-value]
+        """Stakeholders who may see (so vote and comment on) the idea, one list per visible_to
+        (its author is left out unless the rule lets them in anyway: simpler, still valid)."""
         key = tuple(idea.visible_to)
         if key not in self._eligible_cache:
-            self._eligible_cache[key] = [
-                i for i, p in enumerate(self.people) if p.kind in idea.visible_to or p.role in STAFF_ROLES
-            ]
+            self._eligible_cache[key] = [i for i, p in enumerate(self.people) if visible(key, NOBODY, p)]
         return self._eligible_cache[key]
 
     def can_see(self, person: int, idea_index: int) -> bool:
-        idea, p = self.ideas[idea_index], self.people[person]
-        return not idea.visible_to or p.kind in idea.visible_to or idea.author == person or p.role in STAFF_ROLES
+        idea = self.ideas[idea_index]
+        return visible(idea.visible_to, self.people[idea.author].id, self.people[person])
 
     def _votes(self) -> None:
         """Per idea: a Zipf share of the votes, capped by who may vote (water-filling), then
@@ -487,7 +522,7 @@ class Dataset:
                     parent=parent,
                     body=f"{self._text(rng.randint(1, 3))} (c{index + 1})",
                     created_at=_ts(self._time(lo, now)),
-                    official=self.people[author].role in STAFF_ROLES,
+                    official=is_official(self.people[author].principal),
                 )
             )
             siblings.append(index)
@@ -496,23 +531,27 @@ class Dataset:
     def project(self) -> None:
         """What the consumers compute from the history's events (see the module docstring)."""
         now = self.now.timestamp()
-        today = self.now.astimezone(UTC).date()
-        window = (today - timedelta(days=TRENDING_DAYS - 1), today + timedelta(days=1))
+        today = idea_rules.score_day(self.now)
         days = self.score_days
         activity = self.tag_activity
+        counted: dict[date, bool] = {}
 
         def credit(person: int, tags: list[str], amount: int) -> None:
             for tag in tags:
                 activity[(person, tag)] = activity.get((person, tag), 0) + amount
 
         def add_day(idea_index: int, day: date, delta: int) -> None:
-            if window[0] <= day <= window[1] and delta != 0:
+            """A change of the idea's score on `day`, kept as the ideas service keeps it."""
+            inside = counted.get(day)
+            if inside is None:
+                inside = counted[day] = idea_rules.in_window(day, self.now)
+            if inside and delta != 0:
                 days[(idea_index, day)] = days.get((idea_index, day), 0) + delta
 
         for idea in self.ideas:
-            credit(idea.author, idea.tags, IDEA_CREDIT)
+            credit(idea.author, idea.tags, IDEA_WEIGHT)
         # Casts: day buckets and tag credits (moves credit nothing).
-        ideas = self.ideas
+        ideas, people = self.ideas, self.people
         day_of: dict[int, date] = {}
         for idea_index, voter, weight, cast in zip(
             self.vote_idea, self.vote_voter, self.vote_weight, self.vote_cast, strict=True
@@ -520,44 +559,49 @@ class Dataset:
             day_key = int(cast // 86400)
             day = day_of.get(day_key)
             if day is None:
-                day = day_of[day_key] = datetime.fromtimestamp(day_key * 86400 + 43200, UTC).date()
+                day = day_of[day_key] = idea_rules.score_day(_ts(cast))
             add_day(idea_index, day, weight)
             for tag in ideas[idea_index].tags:
-                activity[(voter, tag)] = activity.get((voter, tag), 0) + VOTE_CREDIT
+                activity[(voter, tag)] = activity.get((voter, tag), 0) + VOTE_WEIGHT
         for comment in self.comments:
             ideas[comment.idea].comment_count += 1
-            credit(comment.author, ideas[comment.idea].tags, COMMENT_CREDIT)
-        # Merges, in order: the votes of each source move to its target (the higher weight wins;
-        # a new vote on the target keeps the source vote's cast time and kind).
+            credit(comment.author, ideas[comment.idea].tags, COMMENT_WEIGHT)
+        # Merges, in order, as the votes service moves the votes of each source to its target
+        # (compute_moves, target_writes) and the ideas service counts its votes.moved events.
         involved = {s for s, _ in self.merges} | {t for _, t in self.merges}
         on: dict[int, dict[int, FinalVote]] = {i: {} for i in involved}
         for idea_index, voter, weight, cast in zip(
             self.vote_idea, self.vote_voter, self.vote_weight, self.vote_cast, strict=True
         ):
             if idea_index in involved:
-                on[idea_index][voter] = FinalVote(weight, None, self.people[voter].kind, cast, cast)
+                on[idea_index][voter] = FinalVote(weight, None, people[voter].kind, cast, cast)
+        person_of = {p.id: i for i, p in enumerate(people)}
+
+        def stored(voter: int, vote: FinalVote) -> StoredVote:
+            return StoredVote(people[voter].id, StakeholderKind(vote.kind), vote.weight, _ts(vote.cast_at))
+
         for source, target in self.merges:
-            moved = on[source]
-            source_total = sum(v.weight for v in moved.values())
-            target_gain = 0
-            for voter in sorted(moved, key=lambda v: self.people[v].id.bytes):
-                vote = moved[voter]
-                existing = on[target].get(voter)
-                if existing is None:
-                    on[target][voter] = FinalVote(vote.weight, None, vote.kind, vote.cast_at, now)
-                    target_gain += vote.weight
-                elif vote.weight > existing.weight:
-                    target_gain += vote.weight - existing.weight
-                    on[target][voter] = FinalVote(vote.weight, existing.weight, existing.kind, existing.cast_at, now)
+            moved, kept = on[source], on[target]
+            moves = compute_moves(
+                [stored(voter, vote) for voter, vote in moved.items()],
+                {people[voter].id: stored(voter, kept[voter]) for voter in moved if voter in kept},
+            )
+            for move in target_writes(moves):
+                voter = person_of[move.voter_id]
+                cast_at = (kept[voter] if voter in kept else moved[voter]).cast_at
+                kept[voter] = FinalVote(
+                    move.target_new_weight, move.target_old_weight, move.voter_kind.value, cast_at, now
+                )
             on[source] = {}
-            self.merged_sources.add(source)
-            if moved:  # one votes.moved event: the source loses its weights, the target gains
-                add_day(source, today, -source_total)
-                add_day(target, today, target_gain)
+            index_of = {ideas[source].id: source, ideas[target].id: target}
+            for event in moved_events(ideas[source].id, ideas[target].id, moves):
+                for change in idea_rules.sum_deltas(idea_rules.moved_deltas(event)):
+                    add_day(index_of[change.idea_id], today, change.weight)  # the merge's day
         for idea_index in involved:
             for voter, vote in on[idea_index].items():
                 self.final_overrides[(idea_index, voter)] = vote
-        # Tallies from the final votes.
+        # Tallies from the final votes (bulk shortcut: what every event's deltas add up to,
+        # counted once instead of event by event).
         kind_index = {k: i for i, k in enumerate(KINDS)}
         self.final_vote_count = 0
         for idea_index, _, weight, kind in self.final_votes():
@@ -618,7 +662,8 @@ class Dataset:
         return out[:n]
 
     def accepts_votes_from(self, idea_index: int, person: int) -> bool:
-        return self.ideas[idea_index].status in ACCEPTING and self.can_see(person, idea_index)
+        """The votes service's check_can_vote, as a yes or no: visible, and in a status that takes votes."""
+        return self.ideas[idea_index].status in ACCEPTING_STATUSES and self.can_see(person, idea_index)
 
     # --- rows for COPY -----------------------------------------------------------------------
     def stakeholder_rows(self, password_hash: str) -> Iterator[tuple[Any, ...]]:
@@ -713,79 +758,143 @@ class Dataset:
 
 
 # --- the bulk path ------------------------------------------------------------------------------
-TABLES: dict[str, list[tuple[str, list[str], Callable[[Dataset], Iterable[tuple[Any, ...]]]]]] = {
+# COPY straight into the services' tables, not through their APIs: a bench shortcut for speed
+# (a million votes in seconds); tests/bench/test_seed.py checks it leaves the API's state.
+Rows = Callable[["Dataset"], Iterable[tuple[Any, ...]]]
+
+
+class Copy(NamedTuple):
+    table: str
+    columns: list[str]
+    rows: Rows
+
+
+def copy(model: type[SQLModel], attributes: Sequence[Any], rows: Rows) -> Copy:
+    """A COPY into a service's table, named by its SQLModel definition (a renamed column fails
+    here, at import); `rows` yields the values in the order of `attributes`."""
+    return Copy(str(model.__tablename__), [a.name for a in attributes], rows)
+
+
+# The per-kind tally columns, in the order IdeaData.by_kind holds them.
+TALLY = [
+    getattr(Idea, name(kind))
+    for kind in idea_rules.KINDS
+    for name in (idea_rules.voters_column, idea_rules.weight_column)
+]
+TABLES: dict[str, list[Copy]] = {
     "stakeholders": [
-        (
-            "stakeholder",
+        copy(
+            Stakeholder,
             [
-                "id",
-                "email",
-                "password_hash",
-                "display_name",
-                "kind",
-                "role",
-                "organization",
-                "expertise",
-                "created_at",
-                "updated_at",
+                Stakeholder.id,
+                Stakeholder.email,
+                Stakeholder.password_hash,
+                Stakeholder.display_name,
+                Stakeholder.kind,
+                Stakeholder.role,
+                Stakeholder.organization,
+                Stakeholder.expertise,
+                Stakeholder.created_at,
+                Stakeholder.updated_at,
             ],
             lambda ds: ds.stakeholder_rows(ds.password_hash),
         ),
-        ("tag_activity", ["stakeholder_id", "tag", "activity"], Dataset.tag_activity_rows),
-        ("idea_tags", ["idea_id", "tags"], Dataset.idea_tags_rows),
+        copy(
+            TagActivity, [TagActivity.stakeholder_id, TagActivity.tag, TagActivity.activity], Dataset.tag_activity_rows
+        ),
+        copy(IdeaTags, [IdeaTags.idea_id, IdeaTags.tags], Dataset.idea_tags_rows),
     ],
     "ideas": [
-        (
-            "idea",
+        copy(
+            Idea,
             [
-                "id",
-                "author_id",
-                "title",
-                "body",
-                "tags",
-                "visible_to",
-                "status",
-                "status_note",
-                "merged_into_id",
-                "version",
-                "voters",
-                "score",
-                *[f"{c}_{k.lower()}" for k in KINDS for c in ("voters", "weight")],
-                "recent_score",
-                "comment_count",
-                "created_at",
-                "updated_at",
+                Idea.id,
+                Idea.author_id,
+                Idea.title,
+                Idea.body,
+                Idea.tags,
+                Idea.visible_to,
+                Idea.status,
+                Idea.status_note,
+                Idea.merged_into_id,
+                Idea.version,
+                Idea.voters,
+                Idea.score,
+                *TALLY,
+                Idea.recent_score,
+                Idea.comment_count,
+                Idea.created_at,
+                Idea.updated_at,
             ],
             Dataset.idea_rows,
         ),
-        (
-            "idea_revision",
-            ["idea_id", "version", "title", "body", "tags", "editor_id", "edited_at"],
+        copy(
+            IdeaRevision,
+            [
+                IdeaRevision.idea_id,
+                IdeaRevision.version,
+                IdeaRevision.title,
+                IdeaRevision.body,
+                IdeaRevision.tags,
+                IdeaRevision.editor_id,
+                IdeaRevision.edited_at,
+            ],
             Dataset.revision_rows,
         ),
-        ("idea_score_day", ["idea_id", "day", "delta"], Dataset.score_day_rows),
+        copy(IdeaScoreDay, [IdeaScoreDay.idea_id, IdeaScoreDay.day, IdeaScoreDay.delta], Dataset.score_day_rows),
     ],
     "votes": [
-        (
-            "idea_state",
-            ["idea_id", "status", "visible_to", "author_id", "merged_into_id", "updated_at"],
+        copy(
+            IdeaState,
+            [
+                IdeaState.idea_id,
+                IdeaState.status,
+                IdeaState.visible_to,
+                IdeaState.author_id,
+                IdeaState.merged_into_id,
+                IdeaState.updated_at,
+            ],
             Dataset.idea_state_rows,
         ),
-        (
-            "vote",
-            ["idea_id", "voter_id", "weight", "previous_weight", "voter_kind", "cast_at", "updated_at"],
+        copy(
+            Vote,
+            [
+                Vote.idea_id,
+                Vote.voter_id,
+                Vote.weight,
+                Vote.previous_weight,
+                Vote.voter_kind,
+                Vote.cast_at,
+                Vote.updated_at,
+            ],
             Dataset.vote_rows,
         ),
     ],
     "comments": [
-        (
-            "idea_visibility",
-            ["idea_id", "visible_to", "author_id", "status", "updated_at"],
+        copy(
+            IdeaVisibility,
+            [
+                IdeaVisibility.idea_id,
+                IdeaVisibility.visible_to,
+                IdeaVisibility.author_id,
+                IdeaVisibility.status,
+                IdeaVisibility.updated_at,
+            ],
             Dataset.idea_visibility_rows,
         ),
-        (
-            "comment",
-            ["id", "idea_id", "author_id", "parent_id", "body", "official", "hidden", "flag_count", "created_at"],
+        copy(
+            Comment,
+            [
+                Comment.id,
+                Comment.idea_id,
+                Comment.author_id,
+                Comment.parent_id,
+                Comment.body,
+                Comment.official,
+                Comment.hidden,
+                Comment.flag_count,
+                Comment.created_at,
+            ],
             Dataset.comment_rows,
         ),
     ],

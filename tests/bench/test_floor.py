@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.__main__ import READ
 from bench.floor import graphql_execution_floor
+from bench.reads import READ
 
 
 def test_the_read_floor_resolves_every_field_of_a_full_page() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.__main__ import READS
+from bench.reads import READS
 from bench.resources import GROUPS, SERVICES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
