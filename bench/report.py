@@ -247,7 +247,7 @@ def seeding_line(seeding: dict[str, Any]) -> str:
         f" = generate {seeding.get('generate_seconds', 0):.1f} s"
         f" + COPY {seeding.get('load_seconds', 0):.1f} s + VACUUM ANALYZE {seeding.get('vacuum_seconds', 0):.1f} s;"
         f" {rows.get('stakeholder', 0):,} stakeholders, {rows.get('idea', 0):,} ideas, {rows.get('vote', 0):,} votes,"
-        f" {rows.get('comment', 0):,} comments, {rows.get('tag_activity', 0):,} tag_activity,"
+        f" {rows.get('comment', 0):,} comments, {rows.get('idea_activity', 0):,} idea_activity,"
         f" {rows.get('idea_score_day', 0):,} idea_score_day rows"
     )
 

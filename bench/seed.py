@@ -11,8 +11,8 @@ The history, in the order an API replay applies it (`replay_through_api` does ex
 6. the product team merges some OPEN ideas into others (votes move, the higher weight wins).
 
 From it, per service (what its consumers would have computed from the events):
-- stakeholders: accounts (one precomputed argon2 hash for all), tag_activity (+3 per tag for
-  proposing, +2 commenting, +1 casting), idea_tags;
+- stakeholders: accounts (one precomputed argon2 hash for all), idea_activity (+3 for proposing
+  an idea, +2 per comment on it, +1 for casting a vote on it), idea_tags;
 - ideas: ideas with tallies (overall and per kind), comment_count, recent_score and the day
   buckets (idea_score_day) of the last 7 UTC days, revision 1 of every idea;
 - votes: the votes after the merges, the idea_state projection;
@@ -22,7 +22,7 @@ No outbox rows: nothing is left to publish (and no inbox rows: no consumer saw t
 The rules are the services' own: who sees an idea (shared/visibility.py), the status workflow,
 the trending window and the tally's columns (services/ideas/domain.py), how a merge moves votes
 and how the moves count (services/votes/domain.py, services/ideas/domain.py), the activity
-credits (services/stakeholders/consumers.py) and official comments (services/comments/domain.py);
+credits (services/stakeholders/domain.py) and official comments (services/comments/domain.py);
 every table and column written is named by the services' SQLModel definitions. Where the bulk
 path takes a shortcut of its own, for speed, a comment says so."""
 
@@ -49,8 +49,8 @@ from services.comments.domain import is_official
 from services.comments.models import Comment, IdeaVisibility
 from services.ideas import domain as idea_rules
 from services.ideas.models import Idea, IdeaRevision, IdeaScoreDay
-from services.stakeholders.consumers import COMMENT_WEIGHT, IDEA_WEIGHT, VOTE_WEIGHT
-from services.stakeholders.models import IdeaTags, Stakeholder, TagActivity
+from services.stakeholders.domain import COMMENT_WEIGHT, IDEA_WEIGHT, VOTE_WEIGHT
+from services.stakeholders.models import IdeaActivity, IdeaTags, Stakeholder
 from services.votes.domain import ACCEPTING_STATUSES, StoredVote, compute_moves, moved_events, target_writes
 from services.votes.models import IdeaState, Vote
 from shared.auth import Principal
@@ -328,7 +328,7 @@ class Dataset:
         # Results of project().
         self.final_overrides: dict[tuple[int, int], FinalVote] = {}  # (idea, voter) -> vote after the merges
         self.score_days: dict[tuple[int, date], int] = {}
-        self.tag_activity: dict[tuple[int, str], int] = {}
+        self.idea_activity: dict[tuple[int, int], int] = {}
         self.final_vote_count = 0
         self.password_hash = ""
         self._pool: list[str] = []
@@ -533,12 +533,11 @@ class Dataset:
         now = self.now.timestamp()
         today = idea_rules.score_day(self.now)
         days = self.score_days
-        activity = self.tag_activity
+        activity = self.idea_activity
         counted: dict[date, bool] = {}
 
-        def credit(person: int, tags: list[str], amount: int) -> None:
-            for tag in tags:
-                activity[(person, tag)] = activity.get((person, tag), 0) + amount
+        def credit(person: int, idea_index: int, amount: int) -> None:
+            activity[(person, idea_index)] = activity.get((person, idea_index), 0) + amount
 
         def add_day(idea_index: int, day: date, delta: int) -> None:
             """A change of the idea's score on `day`, kept as the ideas service keeps it."""
@@ -548,9 +547,9 @@ class Dataset:
             if inside and delta != 0:
                 days[(idea_index, day)] = days.get((idea_index, day), 0) + delta
 
-        for idea in self.ideas:
-            credit(idea.author, idea.tags, IDEA_WEIGHT)
-        # Casts: day buckets and tag credits (moves credit nothing).
+        for index, idea in enumerate(self.ideas):
+            credit(idea.author, index, IDEA_WEIGHT)
+        # Casts: day buckets and activity credits (moves credit nothing).
         ideas, people = self.ideas, self.people
         day_of: dict[int, date] = {}
         for idea_index, voter, weight, cast in zip(
@@ -561,11 +560,10 @@ class Dataset:
             if day is None:
                 day = day_of[day_key] = idea_rules.score_day(_ts(cast))
             add_day(idea_index, day, weight)
-            for tag in ideas[idea_index].tags:
-                activity[(voter, tag)] = activity.get((voter, tag), 0) + VOTE_WEIGHT
+            credit(voter, idea_index, VOTE_WEIGHT)
         for comment in self.comments:
             ideas[comment.idea].comment_count += 1
-            credit(comment.author, ideas[comment.idea].tags, COMMENT_WEIGHT)
+            credit(comment.author, comment.idea, COMMENT_WEIGHT)
         # Merges, in order, as the votes service moves the votes of each source to its target
         # (compute_moves, target_writes) and the ideas service counts its votes.moved events.
         involved = {s for s, _ in self.merges} | {t for _, t in self.merges}
@@ -650,7 +648,7 @@ class Dataset:
             array("b"),
             array("d"),
         )
-        self.final_overrides, self.score_days, self.tag_activity = {}, {}, {}
+        self.final_overrides, self.score_days, self.idea_activity = {}, {}, {}
         self.comments, self._eligible_cache, self._pool = [], {}, []
 
     def members(self, n: int) -> list[int]:
@@ -681,9 +679,9 @@ class Dataset:
                 p.created_at,
             )
 
-    def tag_activity_rows(self) -> Iterator[tuple[Any, ...]]:
-        for (person, tag), value in self.tag_activity.items():
-            yield self.people[person].id, tag, value
+    def idea_activity_rows(self) -> Iterator[tuple[Any, ...]]:
+        for (person, idea_index), value in self.idea_activity.items():
+            yield self.people[person].id, self.ideas[idea_index].id, value
 
     def idea_tags_rows(self) -> Iterator[tuple[Any, ...]]:
         for idea in self.ideas:
@@ -800,7 +798,9 @@ TABLES: dict[str, list[Copy]] = {
             lambda ds: ds.stakeholder_rows(ds.password_hash),
         ),
         copy(
-            TagActivity, [TagActivity.stakeholder_id, TagActivity.tag, TagActivity.activity], Dataset.tag_activity_rows
+            IdeaActivity,
+            [IdeaActivity.stakeholder_id, IdeaActivity.idea_id, IdeaActivity.activity],
+            Dataset.idea_activity_rows,
         ),
         copy(IdeaTags, [IdeaTags.idea_id, IdeaTags.tags], Dataset.idea_tags_rows),
     ],

@@ -126,8 +126,10 @@ async def db_view(stack: Stack) -> dict[str, Any]:
             "stakeholder": rows(
                 await s.fetch("SELECT email, display_name, kind, role, organization, expertise FROM stakeholder")
             ),
-            "tag_activity": rows(
-                await s.fetch("SELECT stakeholder_id, tag, activity FROM tag_activity"), people=("stakeholder_id",)
+            "idea_activity": rows(
+                await s.fetch("SELECT stakeholder_id, idea_id, activity FROM idea_activity"),
+                people=("stakeholder_id",),
+                ideas=("idea_id",),
             ),
             "idea_tags": rows(await s.fetch("SELECT idea_id, tags FROM idea_tags"), ideas=("idea_id",)),
             "idea": rows(
