@@ -135,9 +135,7 @@ def instructions() -> list[tuple[str, str]]:
 
 def uv(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
-    return subprocess.run(
-        [str(UV), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    return subprocess.run([str(UV), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def without_header(text: str) -> list[str]:
