@@ -280,7 +280,7 @@ def runtime_imports() -> dict[str, set[str]]:
 def test_every_import_of_the_runtime_code_is_installed_in_the_image() -> None:
     providers = packages_distributions()
     imports = runtime_imports()
-    assert {"fastapi", "strawberry", "sqlalchemy", "nats"} <= set(imports)
+    assert {"fastapi", "strawberry", "sqlalchemy", "nats", "limits"} <= set(imports)
     uncovered = {
         module: sorted(files)
         for module, files in imports.items()
