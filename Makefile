@@ -22,7 +22,7 @@ $(UV): requirements/uv.txt
 # Everything in uv.lock (runtime and every dependency group), each file checked against the
 # lock's hashes; --locked refuses a lock that no longer matches pyproject.toml (run `make lock`).
 $(STAMP): $(UV) uv.lock pyproject.toml
-	$(UV) sync --locked --all-groups --quiet
+	$(UV) sync --locked --all-groups --quiet || { echo "uv.lock does not match pyproject.toml (or could not be installed): after editing pyproject.toml run make lock"; exit 1; }
 	@# The project's own packages (shared, services, gateway, devstack) import from the repo root.
 	@echo "$(CURDIR)" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/co_creation_platform.pth
 	@touch $(STAMP)
