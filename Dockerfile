@@ -7,14 +7,16 @@
 # The build context needs a .dockerignore that leaves out .venv/, .data/ and .git/.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# --- dependencies: the pinned lock without development-only packages --------------------------
+# --- dependencies: the runtime part of uv.lock, every file checked against its hash ------------
+# requirements/runtime.txt is `uv export --no-default-groups` of uv.lock (`make lock` writes it):
+# [project].dependencies and what they pull in, none of the dependency groups (test, bench, lint,
+# devstack, lock). --no-deps: the file is the whole set; `pip check` proves it is complete.
 FROM ${PYTHON_IMAGE} AS deps
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /build
-COPY requirements.lock deploy/docker/dev-only.txt deploy/docker/runtime_requirements.py ./
-RUN python runtime_requirements.py requirements.lock dev-only.txt > runtime.txt \
- && python -m venv /venv \
- && /venv/bin/pip install --no-deps -r runtime.txt \
+COPY requirements/runtime.txt ./
+RUN python -m venv /venv \
+ && /venv/bin/pip install --require-hashes --only-binary=:all: --no-deps -r runtime.txt \
  && /venv/bin/pip check
 
 # --- application code, without tests, compiled ahead (the root filesystem is read-only) -------

