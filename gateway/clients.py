@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 from gateway.settings import GatewaySettings
 from shared.http import AiohttpTransport
 from shared.logs import get_logger
-from shared.problems import CODE_FOR_STATUS, CONTRACT_CODES, Problem
+from shared.problems import Problem, error_for_code, error_for_status
 from shared.tracing import inject_headers
 
 JSON = dict[str, Any]
@@ -36,16 +36,7 @@ log = get_logger("gateway.clients")
 
 
 def unavailable(service: str, detail: str | None = None) -> Problem:
-    return Problem("UNAVAILABLE", detail or f"the {service} service is unavailable, try again", retryable=True)
-
-
-def contract_code(code: object, status: int) -> str:
-    """The contract code for an upstream error answer."""
-    if isinstance(code, str) and code in CONTRACT_CODES:
-        return code
-    if code == "PAYLOAD_TOO_LARGE" or status == 413:
-        return "BAD_USER_INPUT"
-    return CODE_FOR_STATUS.get(status, "BAD_USER_INPUT" if 400 <= status < 500 else "UNAVAILABLE")
+    return Problem("UNAVAILABLE", detail or f"the {service} service is unavailable, try again")
 
 
 def _retry_after(response: httpx.Response, body: Mapping[str, Any]) -> float | None:
@@ -156,7 +147,7 @@ class ServiceClient:
         if status < 400:
             return body
         problem = body if isinstance(body, dict) else {}
-        code = contract_code(problem.get("code"), status)
+        code = (error_for_code(problem.get("code")) or error_for_status(status)).contract_code
         detail = problem.get("detail")
         if not isinstance(detail, str) or not detail:
             detail = code.replace("_", " ").lower()

@@ -1,7 +1,7 @@
 """Every GraphQL error leaves the gateway with `extensions.code` from the contract's list.
 
 - A `Problem` (from a service answer or raised by a resolver) keeps its code and detail
-  (RATE_LIMITED adds `retryAfter`; UNAVAILABLE and RATE_LIMITED add `retryable`).
+  (RATE_LIMITED adds `retryAfter`; the error table's retryable codes add `retryable`).
 - Errors in the request itself (syntax, validation, limits, variables) are BAD_USER_INPUT.
 - Anything else is a bug: logged with its traceback, and sent as INTERNAL "internal error" with
   no message, trace or SQL from the original."""
@@ -17,7 +17,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
 from shared.logs import get_logger
-from shared.problems import CONTRACT_CODES, Problem
+from shared.problems import CONTRACT_CODES, ERROR_BY_CODE, Problem, error_for_code
 
 INTERNAL_MESSAGE = "internal error"
 log = get_logger("gateway.errors")
@@ -31,12 +31,14 @@ def _original(error: GraphQLError) -> BaseException | None:
 
 
 def _problem_extensions(problem: Problem) -> tuple[str, dict[str, Any]]:
-    code = problem.code if problem.code in CONTRACT_CODES else "BAD_USER_INPUT"
+    """`extensions` from the error table: the contract's code, and `retryable` where it is."""
+    kind = error_for_code(problem.code) or ERROR_BY_CODE["BAD_USER_INPUT"]
+    code = kind.contract_code
     extensions: dict[str, Any] = {"code": code}
     retry_after = problem.extra.get("retry_after")
     if code == "RATE_LIMITED" and retry_after is not None:
         extensions["retryAfter"] = max(1, math.ceil(float(retry_after)))
-    if code in ("UNAVAILABLE", "RATE_LIMITED"):
+    if kind.retryable:
         extensions["retryable"] = True
     return code, extensions
 

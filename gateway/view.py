@@ -30,11 +30,9 @@ from gateway.context import GatewayContext, Runtime
 from gateway.errors import coded_error
 from gateway.settings import GatewaySettings
 from shared.logs import get_logger
-from shared.problems import Problem
+from shared.problems import Problem, error_for_status
 
 log = get_logger("gateway.view")
-
-CODE_FOR_HTTP_STATUS = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 429: "RATE_LIMITED"}
 
 
 def error_body(message: str, code: str, **extensions: Any) -> bytes:
@@ -42,7 +40,7 @@ def error_body(message: str, code: str, **extensions: Any) -> bytes:
 
 
 def error_response(status: int, message: str, code: str | None = None) -> Response:
-    code = code or CODE_FOR_HTTP_STATUS.get(status, "INTERNAL" if status >= 500 else "BAD_USER_INPUT")
+    code = code or error_for_status(status).contract_code
     return Response(error_body(message, code), status_code=status, media_type="application/json")
 
 

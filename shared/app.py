@@ -37,8 +37,8 @@ from shared.messaging import connect_nats_retrying, ensure_streams
 from shared.outbox import OutboxRelay, prune_messaging
 from shared.periodic import run_periodically
 from shared.problems import (
+    ERROR_BY_CODE,
     PROBLEM_JSON,
-    STATUS_FOR_CODE,
     Problem,
     UnexpectedErrorMiddleware,
     install_problem_handlers,
@@ -237,7 +237,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
-        "code": {"type": "string", "enum": sorted(STATUS_FOR_CODE)},
+        "code": {"type": "string", "enum": sorted(ERROR_BY_CODE)},
         "retry_after": {"type": "integer", "description": "RATE_LIMITED, UNAVAILABLE: seconds to wait"},
         "errors": {"type": "array", "items": {"type": "object"}},
     },

@@ -5,6 +5,7 @@ gateway passes it through unchanged."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -18,34 +19,48 @@ from shared.logs import get_logger
 
 PROBLEM_JSON = "application/problem+json"
 
-# The public contract's extensions.code values (../shared/api/schema.graphql).
-CONTRACT_CODES = frozenset(
-    {
-        "UNAUTHENTICATED",
-        "FORBIDDEN",
-        "NOT_FOUND",
-        "BAD_USER_INPUT",
-        "CONFLICT",
-        "RATE_LIMITED",
-        "UNAVAILABLE",
-        "INTERNAL",
-    }
-)
 
-STATUS_FOR_CODE = {
-    "BAD_USER_INPUT": 400,
-    "UNAUTHENTICATED": 401,
-    "FORBIDDEN": 403,
-    "NOT_FOUND": 404,
-    "CONFLICT": 409,
-    "PAYLOAD_TOO_LARGE": 413,
-    "RATE_LIMITED": 429,
-    "INTERNAL": 500,
-    "UNAVAILABLE": 503,
-}
-CODE_FOR_STATUS = {v: k for k, v in STATUS_FOR_CODE.items()}
-CODE_FOR_STATUS[405] = "BAD_USER_INPUT"
-CODE_FOR_STATUS[422] = "BAD_USER_INPUT"
+@dataclass(frozen=True)
+class ErrorKind:
+    """One row of the error table: a code, the HTTP status services answer it with, whether a
+    client may retry it as it is, and the public contract's code a client of the gateway sees."""
+
+    code: str
+    status: int
+    retryable: bool = False
+    public: str | None = None  # None: the code is itself one of the contract's
+
+    @property
+    def contract_code(self) -> str:
+        return self.public or self.code
+
+
+# THE error table: services answer these (problem+json `code`), the gateway passes them on as
+# GraphQL `extensions.code` (../shared/api/schema.graphql lists the public ones).
+ERRORS: tuple[ErrorKind, ...] = (
+    ErrorKind("BAD_USER_INPUT", 400),
+    ErrorKind("UNAUTHENTICATED", 401),
+    ErrorKind("FORBIDDEN", 403),
+    ErrorKind("NOT_FOUND", 404),
+    ErrorKind("CONFLICT", 409),
+    ErrorKind("PAYLOAD_TOO_LARGE", 413, public="BAD_USER_INPUT"),
+    ErrorKind("RATE_LIMITED", 429, retryable=True),
+    ErrorKind("INTERNAL", 500),
+    ErrorKind("UNAVAILABLE", 503, retryable=True),
+)
+ERROR_BY_CODE: dict[str, ErrorKind] = {e.code: e for e in ERRORS}
+CONTRACT_CODES = frozenset(e.contract_code for e in ERRORS)
+_BY_STATUS = {e.status: e for e in ERRORS}
+
+
+def error_for_code(code: object) -> ErrorKind | None:
+    return ERROR_BY_CODE.get(code) if isinstance(code, str) else None
+
+
+def error_for_status(status: int) -> ErrorKind:
+    """What an HTTP status stands for when no code says: the table's, else BAD_USER_INPUT for any
+    other 4xx (405, 415, 422...) and INTERNAL for any other 5xx."""
+    return _BY_STATUS.get(status) or ERROR_BY_CODE["BAD_USER_INPUT" if status < 500 else "INTERNAL"]
 
 
 class Problem(Exception):
@@ -53,7 +68,8 @@ class Problem(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
-        self.status = status or STATUS_FOR_CODE.get(code, 400)
+        known = ERROR_BY_CODE.get(code)
+        self.status = status or (known.status if known is not None else 400)
         self.extra = extra
 
     def to_dict(self) -> dict[str, Any]:
@@ -222,7 +238,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        code = CODE_FOR_STATUS.get(exc.status_code, "BAD_USER_INPUT")
+        code = error_for_status(exc.status_code).code
         response = problem_response(Problem(code, str(exc.detail), status=exc.status_code))
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
