@@ -11,8 +11,6 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 
 import httpx
-import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -23,42 +21,32 @@ from gateway.auth import Authenticator, TokenVerifier
 from gateway.clients import build_services
 from gateway.context import Runtime
 from gateway.live import LiveHub
-from gateway.middleware import GatewayMiddleware
 from gateway.ratelimit import RateLimiter
 from gateway.schema import build_schema
 from gateway.settings import GatewaySettings
 from gateway.stakeholder_cache import SUBJECT as STAKEHOLDER_EVENTS
 from gateway.stakeholder_cache import StakeholderCache
-from gateway.view import GatewayGraphQL
+from gateway.view import GatewayGraphQL, error_response
 from shared.auth import verifier_from
+from shared.edge import Checks, RequestMiddleware, ops_routes
 from shared.logs import configure_logging, get_logger
 from shared.messaging import connect_nats_retrying
 from shared.tracing import configure_tracing
 
 
-def _json(data: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
-
-
-async def _healthz(_: Request) -> Response:
-    return _json({"status": "ok"})
-
-
-async def _readyz(request: Request) -> Response:
+async def _readiness(request: Request) -> tuple[bool, Checks]:
+    """Ready when every service answers its /healthz. NATS only feeds subscriptions: reported,
+    not required."""
     runtime: Runtime = request.app.state.runtime
     clients = runtime.services.all()
     answers = await asyncio.gather(*(client.healthz() for client in clients))
     checks = {client.name: "ok" if ok else "unreachable" for client, ok in zip(clients, answers, strict=True)}
-    ready = all(answers)
-    # NATS only feeds subscriptions: reported, not required.
     checks["nats"] = "ok" if runtime.hub.connected else "unreachable"
-    if not ready:
-        return _json({"status": "unavailable", "code": "UNAVAILABLE", "checks": checks}, 503)
-    return _json({"status": "ready", "checks": checks})
+    return all(answers), checks
 
 
-async def _metrics(_: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def _too_large(limit: int) -> Response:
+    return error_response(413, f"request body too large (limit {limit} bytes)", "BAD_USER_INPUT")
 
 
 async def _live_updates(
@@ -141,10 +129,15 @@ def create_app(
         routes=[
             Route("/graphql", view),
             WebSocketRoute("/graphql", view),
-            Route("/healthz", _healthz),
-            Route("/readyz", _readyz),
-            Route("/metrics", _metrics),
+            *ops_routes(_readiness),
         ],
-        middleware=[Middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)],
+        middleware=[
+            Middleware(
+                RequestMiddleware,
+                service=settings.service_name,
+                max_body_bytes=settings.max_body_bytes,
+                too_large=_too_large,
+            )
+        ],
         lifespan=lifespan,
     )

@@ -8,30 +8,24 @@ the stream definitions, the outbox relay and the consumer runner. Every service 
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.dependencies.models import Dependant
-from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from nats.aio.client import Client as NATS
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.auth import Requirement, optional_principal, require_principal, verifier_from
 from shared.consumer import ConsumerRunner, Subscription
 from shared.db import create_engine, create_read_sessionmaker, create_sessionmaker
+from shared.edge import Checks, RequestMiddleware, ops_routes, within
 from shared.logs import configure_logging, get_logger
 from shared.messaging import connect_nats_retrying, ensure_streams
 from shared.outbox import OutboxRelay, prune_messaging
@@ -45,11 +39,9 @@ from shared.problems import (
     problem_response,
 )
 from shared.settings import ServiceSettings
-from shared.tracing import configure_tracing, extract_context, tracer
+from shared.tracing import configure_tracing
 
 MAX_BODY_BYTES = 1_048_576
-REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
-LATENCY = Histogram("http_request_seconds", "HTTP request latency", ["service", "method", "route"])
 
 
 @dataclass
@@ -67,66 +59,6 @@ class Runtime:
 
 
 StartupHook = Callable[[FastAPI, "Runtime"], Awaitable[None]]
-
-
-class RequestContextMiddleware:
-    """Binds request_id / correlation_id to logs, continues the caller's trace, records
-    metrics and caps request bodies. Pure ASGI (cheaper than BaseHTTPMiddleware)."""
-
-    def __init__(self, app: ASGIApp, service: str, max_body_bytes: int = MAX_BODY_BYTES) -> None:
-        self.app = app
-        self.service = service
-        self.max_body_bytes = max_body_bytes
-        self.log = get_logger("http")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
-        correlation_id = headers.get("x-correlation-id") or request_id
-        structlog.contextvars.bind_contextvars(request_id=request_id, correlation_id=correlation_id)
-        declared = headers.get("content-length")
-        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
-        status = 500
-        start = time.perf_counter()
-        received = 0
-
-        async def capped_receive() -> Message:
-            """Streamed (chunked) bodies are counted as they come: over the cap, 413."""
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise StarletteHTTPException(413, "request body too large")
-            return message
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
-
-        path = scope.get("path", "")
-        try:
-            if too_large:
-                response = problem_response(Problem("PAYLOAD_TOO_LARGE", "request body too large", status=413))
-                await response(scope, receive, send_wrapper)
-                return
-            with tracer().start_as_current_span(f"{scope['method']} {path}", context=extract_context(headers)):
-                await self.app(scope, capped_receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            route_path = getattr(route, "path", "unmatched")
-            elapsed = time.perf_counter() - start
-            REQUESTS.labels(self.service, scope["method"], route_path, str(status)).inc()
-            LATENCY.labels(self.service, scope["method"], route_path).observe(elapsed)
-            if path not in ("/healthz", "/readyz", "/metrics"):
-                self.log.info("request", method=scope["method"], path=path, status=status, ms=round(elapsed * 1000, 2))
-            structlog.contextvars.unbind_contextvars("request_id", "correlation_id")
 
 
 class StaticPathMethods:
@@ -205,23 +137,22 @@ def create_service_app(
         # one span per dependency, endpoint and serialization on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
-    ops = _ops_router()
     route_methods = [
         (route.path_format, route.path_regex, sorted(route.methods or ()))
-        for router in [*routers, ops]
+        for router in routers
         for route in router.routes
         if isinstance(route, APIRoute)
     ]
     app.state.route_methods = route_methods
     install_problem_handlers(app)
-    # Innermost first: unexpected errors become answers inside RequestContextMiddleware (which
-    # then sees their status), and never reach uvicorn (which would drop the connection).
+    # Innermost first: unexpected errors become answers inside RequestMiddleware (which then
+    # sees their status), and never reach uvicorn (which would drop the connection).
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(StaticPathMethods, route_methods=route_methods)
-    app.add_middleware(RequestContextMiddleware, service=name)
+    app.add_middleware(RequestMiddleware, service=name, max_body_bytes=MAX_BODY_BYTES)
     for router in routers:
         app.include_router(router)
-    app.include_router(ops)
+    app.router.routes.extend(ops_routes(_readiness))
     document_problems(app, routers)
     return app
 
@@ -350,31 +281,16 @@ async def _messaging(runtime: Runtime, subscriptions: list[Subscription]) -> Non
     await asyncio.gather(runtime.relay.run(runtime.stop), runtime.consumers.run(runtime.stop))
 
 
-def _ops_router() -> APIRouter:
-    router = APIRouter(tags=["operations"])
+async def _readiness(request: Request) -> tuple[bool, Checks]:
+    """A service is ready when its database answers and NATS is connected."""
+    runtime: Runtime = request.app.state.runtime
 
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def database() -> None:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
-    @router.get("/readyz")
-    async def readyz(request: Request) -> Response:
-        runtime: Runtime = request.app.state.runtime
-        checks: dict[str, str] = {}
-        try:
-            async with runtime.engine.connect() as conn:
-                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
-            checks["database"] = "ok"
-        except Exception as exc:
-            checks["database"] = f"unreachable: {type(exc).__name__}"
-        checks["nats"] = "ok" if runtime.nc is not None and runtime.nc.is_connected else "unreachable"
-        ready = all(v == "ok" for v in checks.values())
-        if not ready:
-            return problem_response(Problem("UNAVAILABLE", "not ready", checks=checks))
-        return JSONResponse({"status": "ready", "checks": checks})
-
-    @router.get("/metrics", response_class=PlainTextResponse)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return router
+    checks = {
+        "database": await within(database()),
+        "nats": "ok" if runtime.nc is not None and runtime.nc.is_connected else "unreachable",
+    }
+    return all(v == "ok" for v in checks.values()), checks

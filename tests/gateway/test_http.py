@@ -159,7 +159,7 @@ async def test_operations_endpoints(fake: FakeUpstream) -> None:
         assert response.json()["checks"]["ideas"] == "ok"
         response = await http.get("/metrics")
         assert response.status_code == 200
-        assert "gateway_http_requests_total" in response.text
+        assert "http_requests_total{" in response.text and 'service="gateway"' in response.text
 
         def down(request: httpx.Request) -> httpx.Response:
             raise httpx.ConnectError("refused", request=request)

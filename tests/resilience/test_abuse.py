@@ -351,7 +351,7 @@ async def test_oversized_bodies_are_refused_with_413(world: World) -> None:
     )
     RESULTS.bug(
         "chunked-body-uncapped",
-        "shared/app.py (RequestContextMiddleware)",
+        "shared/edge.py (RequestMiddleware)",
         "the services' 1 MB body cap looked at Content-Length only: a chunked body of any size was read whole "
         "(then refused as 422); now counted as it streams, 413 PAYLOAD_TOO_LARGE",
         "fixed (shared/app.py)",
