@@ -16,7 +16,7 @@ Decisions written down here:
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from shared.auth import Principal
 from shared.events.catalogue import CommentAdded, CommentHidden, IdeaStatus
@@ -95,22 +95,3 @@ def hide(
     if already_hidden:
         return None
     return CommentHidden(comment_id=comment_id, idea_id=idea_id, reason=reason, hidden_by=hidden_by)
-
-
-# --- keyset cursor over (created_at, id), oldest first ----------------------------------------
-def cursor_values(created_at: datetime, comment_id: uuid.UUID) -> list[str]:
-    return [created_at.isoformat(), str(comment_id)]
-
-
-def position_from(values: list[object]) -> tuple[datetime, uuid.UUID]:
-    """The keyset position in a decoded cursor; BAD_USER_INPUT when it is not one of ours."""
-    try:
-        raw_time, raw_id = values
-        if not isinstance(raw_time, str) or not isinstance(raw_id, str):
-            raise ValueError("cursor values are strings")
-        created_at = datetime.fromisoformat(raw_time)
-        if created_at.tzinfo is None:
-            raise ValueError("cursor time has no timezone")
-        return created_at.astimezone(UTC), uuid.UUID(raw_id)
-    except (ValueError, OverflowError) as exc:
-        raise bad_input("invalid cursor", field="after") from exc

@@ -6,6 +6,7 @@ see it: unknown and invisible read the same (NOT_FOUND)."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from services.comments import domain
 from services.comments.models import Comment, CommentCreate, CommentPublic, IdeaVisibility, utcnow
@@ -13,7 +14,7 @@ from services.comments.repository import CommentRepository
 from shared.auth import Principal
 from shared.events.catalogue import IdeaMerged, IdeaProposed, IdeaStatus, IdeaStatusChanged
 from shared.events.failures import RetryLater
-from shared.pagination import Page, check_page_size, decode_cursor, encode_cursor
+from shared.pagination import Page, check_page_size, decode_cursor, keyset_page
 from shared.problems import forbidden, not_found
 from shared.uow import UnitOfWork
 from shared.visibility import can_see
@@ -39,14 +40,17 @@ def _sees(idea: IdeaVisibility, viewer: Principal | None) -> bool:
     return can_see(viewer, idea.visible_to, idea.author_id)
 
 
+ORDER = "comments"  # oldest first: (created_at, id)
+
+
 def _page(comments: list[Comment], first: int, total: int, viewer: Principal | None) -> Page[CommentPublic]:
-    shown = comments[:first]
-    end = shown[-1] if shown else None
-    return Page(
-        items=[public(c, viewer) for c in shown],
+    return keyset_page(
+        comments,
+        first,
+        order=ORDER,
+        position=lambda c: (c.created_at, c.id),
+        item=lambda c: public(c, viewer),
         total_count=total,
-        has_next_page=len(comments) > first,
-        end_cursor=encode_cursor(domain.cursor_values(end.created_at, end.id)) if end else None,
     )
 
 
@@ -107,7 +111,7 @@ class CommentService:
         self, principal: Principal | None, idea_id: uuid.UUID, first: int, after: str | None
     ) -> Page[CommentPublic]:
         first = check_page_size(first)
-        position = domain.position_from(decode_cursor(after, 2)) if after else None
+        position = decode_cursor(after, ORDER, (datetime, uuid.UUID)) if after else None
         await self._visible_idea(idea_id, principal)
         comments = await self.repo.page(idea_id, first + 1, position)
         total = await self.repo.count(idea_id)

@@ -27,7 +27,7 @@ from shared.auth import Principal
 from shared.events.catalogue import CommentAdded, IdeaStatus, StakeholderKind
 from shared.events.failures import RetryLater
 from shared.live import idea_live_subject
-from shared.pagination import Page, decode_cursor, encode_cursor
+from shared.pagination import Page, decode_cursor, keyset_page
 from shared.problems import bad_input, not_found, storable_text
 from shared.uow import UnitOfWork
 from shared.visibility import can_see
@@ -64,30 +64,10 @@ def public(idea: Any) -> IdeaPublic:
     )
 
 
-def cursor_key(sort: IdeaSort, segment: StakeholderKind | None) -> str:
-    return str(sort_column(sort, segment).key)
-
-
-def encode_position(key: str, idea: Any) -> str:
-    value = getattr(idea, key)
-    return encode_cursor([key, value.isoformat() if isinstance(value, datetime) else value, str(idea.id)])
-
-
-def decode_position(cursor: str, key: str) -> tuple[Any, uuid.UUID]:
-    name, value, raw_id = decode_cursor(cursor, 3)
-    if name != key:
-        raise bad_input("the cursor belongs to another sort order", field="after")
-    try:
-        idea_id = uuid.UUID(raw_id)
-        if key == "created_at":
-            value = datetime.fromisoformat(value)
-            if value.tzinfo is None:
-                raise ValueError("naive time")
-        elif not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError("not an integer")
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise bad_input("invalid cursor", field="after") from exc
-    return value, idea_id
+def list_order(sort: IdeaSort, segment: StakeholderKind | None) -> tuple[str, str]:
+    """The list's keyset order: its name in cursors, and the idea column it sorts by (then id)."""
+    key = str(sort_column(sort, segment).key)
+    return f"ideas:{key}", key
 
 
 class IdeaService:
@@ -243,15 +223,17 @@ class IdeaService:
             search=search,
             segment=segment,
         )
-        key = cursor_key(sort, segment)
-        position = decode_position(after, key) if after else None
+        order, key = list_order(sort, segment)
+        types = (datetime if key == "created_at" else int, uuid.UUID)
+        position = decode_cursor(after, order, types) if after else None
         rows = await self.repo.page(flt, sort, position, first + 1)
-        items = rows[:first]
-        return Page(
-            items=[public(i) for i in items],
+        return keyset_page(
+            rows,
+            first,
+            order=order,
+            position=lambda row: (getattr(row, key), row.id),
+            item=public,
             total_count=await self.repo.count(flt) if with_total else None,
-            has_next_page=len(rows) > first,
-            end_cursor=encode_position(key, items[-1]) if items else None,
         )
 
     async def similar(self, principal: Principal | None, text: str, first: int) -> list[IdeaPublic]:

@@ -515,7 +515,7 @@ async def test_pagination_breaks_ties_on_id(ctx: Ctx) -> None:
         {"after": "garbage!"},
         {"after": "WyJ4Il0"},
         {"after": "x" * 600},
-        {"after": encode_cursor(["9999-12-31T23:59:59-14:00", str(uuid.uuid4())])},
+        {"after": encode_cursor("comments", ["9999-12-31T23:59:59-14:00", str(uuid.uuid4())])},
     ],
 )
 async def test_bad_page_arguments_are_bad_user_input(ctx: Ctx, params: dict[str, Any]) -> None:

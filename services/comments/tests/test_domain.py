@@ -94,24 +94,3 @@ def test_comment_added_event_carries_the_comment() -> None:
     event = domain.comment_added(ids[0], ids[1], ids[2], ids[3], True, now)
     assert (event.comment_id, event.idea_id, event.author_id, event.parent_id) == tuple(ids)
     assert event.official is True and event.created_at == now
-
-
-# --- cursors -----------------------------------------------------------------------------------------------
-def test_cursor_round_trip() -> None:
-    at, comment_id = datetime(2026, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC), uuid.uuid4()
-    assert domain.position_from(list(domain.cursor_values(at, comment_id))) == (at, comment_id)
-
-
-@pytest.mark.parametrize(
-    "values",
-    [
-        ["not a time", str(uuid.uuid4())],
-        ["2026-01-02T03:04:05", str(uuid.uuid4())],  # no timezone
-        ["2026-01-02T03:04:05+00:00", "not-a-uuid"],
-        [1, 2],
-        ["2026-01-02T03:04:05+00:00"],
-        ["9999-12-31T23:59:59-14:00", str(uuid.uuid4())],  # past datetime's range once in UTC
-    ],
-)
-def test_foreign_cursors_are_bad_user_input(values: list[object]) -> None:
-    assert code_of(domain.position_from, values) == "BAD_USER_INPUT"
