@@ -4,7 +4,8 @@
   folder). With EMBEDDED=false, PG_URL and NATS_URL name existing servers instead.
 - `service_app(name)`: a service's ASGI app on its own migrated test database, lifespan run,
   reached through `httpx.AsyncClient(ASGITransport)`.
-- `tokens`: mints access tokens with a test key that the service apps trust."""
+- `tokens`: mints access tokens with a test key that the service apps trust.
+- `started_consumers(app)`: a service app's consumer runner, once its NATS connection is up."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -25,9 +26,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from devstack.servers import EmbeddedNats, EmbeddedPostgres, create_databases_sync, free_port
+from devstack.waiting import eventually
 from shared.auth import TokenIssuer
 from shared.migrations import upgrade
 from shared.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from shared.consumer import ConsumerRunner
 
 
 @dataclass
@@ -125,3 +130,12 @@ async def service_app(infra: Infra, test_public_key_pem: str) -> AsyncIterator[S
             return app, client
 
         yield start
+
+
+async def started_consumers(app: FastAPI) -> ConsumerRunner:
+    """The app's consumer runner: it exists once the app has connected to NATS, which its
+    lifespan does in the background."""
+    runner: ConsumerRunner = await eventually(
+        lambda: app.state.runtime.consumers, timeout=30, what="the consumer runner started"
+    )
+    return runner
