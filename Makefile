@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint fmt lock install clean-data bench
+.PHONY: run test test-fast lint fmt lock install clean-data bench reliability
 
 $(STAMP): requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench $(if $(PROFILE),--profile $(PROFILE))
+
+# The resilience tier, writing its figures to RELIABILITY.md (`make test` asserts them, writes nothing).
+reliability: $(STAMP)
+	RELIABILITY_REPORT=1 $(PY) -m pytest tests/resilience $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
