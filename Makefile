@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test test-fast lint fmt lock install clean-data bench
+.PHONY: run test test-fast lint fmt lock install clean-data bench reliability
 
 # The locker first: pip installs the pinned uv, hash-checked (requirements/uv.txt, exported from uv.lock).
 $(UV): requirements/uv.txt
@@ -37,6 +37,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench $(if $(PROFILE),--profile $(PROFILE))
+
+# The resilience tier, writing its figures to RELIABILITY.md (`make test` asserts them, writes nothing).
+reliability: $(STAMP)
+	RELIABILITY_REPORT=1 $(PY) -m pytest tests/resilience $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

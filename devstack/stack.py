@@ -18,7 +18,6 @@ import httpx
 import psutil
 
 from devstack.servers import free_port
-from devstack.waiting import eventually_blocking
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,8 +141,3 @@ class GraphQL:
         body = self(query, **variables)
         assert body.get("errors"), body
         return [e.get("extensions", {}).get("code") for e in body["errors"]]
-
-
-def eventually(check: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:
-    """Poll until `check()` returns a truthy value (bounded; not a timing assertion)."""
-    return eventually_blocking(check, timeout=timeout, interval=interval)

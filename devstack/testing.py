@@ -4,7 +4,8 @@
   folder). With EMBEDDED=false, PG_URL and NATS_URL name existing servers instead.
 - `service_app(name)`: a service's ASGI app on its own migrated test database, lifespan run,
   reached through `httpx.AsyncClient(ASGITransport)`.
-- `tokens`: mints access tokens with a test key that the service apps trust."""
+- `tokens`: mints access tokens with a test key that the service apps trust.
+- `started_consumers(app)`: a service app's consumer runner, once its NATS connection is up."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -30,6 +31,9 @@ from shared.auth import Principal, Scope, TokenIssuer
 from shared.events.catalogue import Role, StakeholderKind
 from shared.migrations import upgrade
 from shared.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from shared.consumer import ConsumerRunner
 
 
 def principal(
@@ -136,13 +140,23 @@ async def service_app(infra: Infra, test_public_key_pem: str) -> AsyncIterator[S
         yield start
 
 
-async def stop_messaging(app: FastAPI) -> None:
+async def started_consumers(app: FastAPI) -> ConsumerRunner:
+    """The app's consumer runner: it exists once the app has connected to NATS, which its
+    lifespan does in the background."""
+    runner: ConsumerRunner = await eventually(
+        lambda: app.state.runtime.consumers, timeout=30, what="the consumer runner started"
+    )
+    return runner
+
+
+async def stop_messaging(app: FastAPI) -> ConsumerRunner:
     """Stop a service app's outbox relay and consumer loops once they have started, so that the
     test decides which event reaches which consumer, when and how often; the consumer runner's
     `apply` stays usable (it runs one delivery's transaction)."""
+    runner = await started_consumers(app)
     runtime = app.state.runtime
-    await eventually(lambda: runtime.consumers is not None, what="the consumer runner started")
     runtime.stop.set()
     for task in runtime.tasks:
         task.cancel()
     await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    return runner

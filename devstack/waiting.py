@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -43,13 +43,25 @@ class _Attempts:
         return AssertionError(f"{self.what} not met within {self.timeout}s; {detail}")
 
 
+@overload
 async def eventually(
-    check: Callable[[], T | Awaitable[T]],
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = ..., interval: float = ..., what: str = ...
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T | None], *, timeout: float = ..., interval: float = ..., what: str = ...
+) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], Any],
     *,
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = DEFAULT_INTERVAL,
     what: str = "condition",
-) -> T:
+) -> Any:
     attempts = _Attempts(timeout, what)
     for _ in attempts:
         try:
@@ -62,13 +74,13 @@ async def eventually(
             attempts.error = None
             attempts.last = value
             if value:
-                return value  # type: ignore[return-value]
+                return value
         await asyncio.sleep(interval)
     raise attempts.failed()
 
 
 def eventually_blocking(
-    check: Callable[[], T],
+    check: Callable[[], T | None],
     *,
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = DEFAULT_INTERVAL,

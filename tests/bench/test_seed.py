@@ -9,7 +9,6 @@ projections included (ids and timestamps translated to natural keys), must be eq
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import asyncpg
@@ -18,6 +17,7 @@ import pytest
 
 from bench.seed import Dataset, SeedConfig, bulk_load, hash_password, replay_through_api
 from devstack.stack import Stack
+from devstack.waiting import eventually
 from tests.bench.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, pg_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -219,14 +219,14 @@ async def test_bulk_seed_leaves_the_state_the_api_leaves(two_platforms: tuple[St
     expected_api = await asyncio.to_thread(api_view, bulk)
     assert expected_db["unsent outbox rows"] == [0, 0, 0, 0]
     assert len(expected_db["vote"]) == ds.final_vote_count
+
     # The API platform's projections are eventually consistent: wait (bounded) until they settle.
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
+    async def same_state() -> bool:
         actual_db = await db_view(through_api)
         actual_api = await asyncio.to_thread(api_view, through_api)
         diff = differences(actual_db, expected_db) + differences(actual_api, expected_api)
-        if not diff or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(1.0)
-    assert not diff, "\n".join(diff)
+        assert not diff, "\n".join(diff)
+        return True
+
+    await eventually(same_state, timeout=SETTLE_SECONDS, interval=1.0, what="the same state through the API")
     assert expected_api["total"] == len(ds.ideas)

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.stack import GraphQL, Stack, eventually, new_data_dir, stack_env
+from devstack.stack import GraphQL, Stack, new_data_dir, stack_env
 from tests.e2e.support import Crowd, Session, login, with_role
 
-__all__ = ["ADMIN_EMAIL", "ADMIN_PASSWORD", "GraphQL", "Stack", "eventually"]
+__all__ = ["ADMIN_EMAIL", "ADMIN_PASSWORD", "GraphQL", "Stack"]
 
 ADMIN_EMAIL = "admin@platform.test"
 ADMIN_PASSWORD = "admin password 123"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
@@ -17,12 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from devstack.stack import GraphQL, eventually
+from devstack.stack import GraphQL
+from devstack.waiting import eventually_blocking
 
 PASSWORD = "a good long password"
+# Waits that repeat a mutation do it at most ten times a second: the gateway's per-stakeholder
+# mutation budget refills at that rate.
+MUTATION_RETRY_INTERVAL = 0.1
 GRAPHQL_TRANSPORT_WS = Subprotocol("graphql-transport-ws")
 
 STAKEHOLDER_FIELDS = "id displayName kind organization role expertise createdAt"
@@ -185,11 +189,11 @@ def when_known(call: Callable[[], dict[str, Any]], field: str) -> Any:
         errors = body.get("errors")
         if not errors:
             return body["data"][field] if body["data"][field] is not None else True
-        codes = [e.get("extensions", {}).get("code") for e in errors]
-        assert codes == ["NOT_FOUND"], body
+        if [e.get("extensions", {}).get("code") for e in errors] != ["NOT_FOUND"]:
+            pytest.fail(f"refused for another reason than not knowing the idea yet: {body}")
         return None
 
-    return eventually(attempt)
+    return eventually_blocking(attempt, interval=MUTATION_RETRY_INTERVAL, what=f"{field} accepted")
 
 
 def vote(who: Session, idea_id: str, weight: int = 1) -> dict[str, Any]:
@@ -211,8 +215,9 @@ def idea_as(reader: Session | GraphQL, idea_id: str) -> dict[str, Any] | None:
 
 def wait_idea(reader: Session | GraphQL, idea_id: str, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """The idea once `check` holds (projections are fed by events)."""
-    found: dict[str, Any] = eventually(
-        lambda: (lambda i: i if i is not None and check(i) else None)(idea_as(reader, idea_id))
+    found: dict[str, Any] = eventually_blocking(
+        lambda: (lambda i: i if i is not None and check(i) else None)(idea_as(reader, idea_id)),
+        what=f"idea {idea_id} as expected",
     )
     return found
 
@@ -227,12 +232,6 @@ def wait_projections(
 
 def codes(body: dict[str, Any]) -> list[str | None]:
     return [e.get("extensions", {}).get("code") for e in body.get("errors") or []]
-
-
-def until_codes(call: Callable[[], dict[str, Any]], expected: list[str]) -> None:
-    """Repeat `call` until it is refused with `expected` (a service learns a status change from
-    an event: until then the call may still succeed)."""
-    eventually(lambda: codes(call()) == expected)
 
 
 # --- service metrics --------------------------------------------------------------------------------
@@ -282,23 +281,31 @@ class LiveClient:
     def complete(self, op_id: str) -> None:
         self.send({"id": op_id, "type": "complete"})
 
+    def _receive(self, wait: float) -> bool:
+        """Take one message off the socket if one arrives within `wait` seconds (0: only one
+        already received); pings are answered. False when there was none."""
+        try:
+            message = json.loads(self.ws.recv(timeout=wait))
+        except TimeoutError:
+            return False
+        if message.get("type") == "ping":
+            self.send({"type": "pong"})
+        elif "id" in message:
+            self._pending[message["id"]].append(message)
+        return True
+
     def next(self, op_id: str, timeout: float = 5.0) -> dict[str, Any]:
-        """The next message of the operation; TimeoutError when none arrives within `timeout`
-        seconds (a liveness bound). Pings are answered."""
-        deadline = time.monotonic() + timeout
-        while not self._pending[op_id]:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no message for {op_id} within {timeout}s")
-            try:
-                message = json.loads(self.ws.recv(timeout=left))
-            except TimeoutError:
-                continue
-            if message.get("type") == "ping":
-                self.send({"type": "pong"})
-            elif "id" in message:
-                self._pending[message["id"]].append(message)
-        return self._pending[op_id].popleft()
+        """The next message of the operation; fails when none arrives within `timeout` seconds
+        (a liveness bound)."""
+        pending = self._pending[op_id]
+
+        def arrived() -> bool:
+            if not pending:
+                self._receive(0.1)
+            return bool(pending)
+
+        eventually_blocking(arrived, timeout=timeout, interval=0, what=f"a message for {op_id}")
+        return pending.popleft()
 
     def settle(self, idea_id: str) -> None:
         """A query over the same socket that reads the idea upstream: once it is answered, the
@@ -307,13 +314,14 @@ class LiveClient:
         assert self.next("settle")["type"] == "next"
         assert self.next("settle")["type"] == "complete"
 
-    def quiet(self, op_id: str, within: float) -> bool:
-        """True when nothing arrives for the operation within `within` seconds."""
-        try:
-            message = self.next(op_id, within)
-        except TimeoutError:
-            return True
-        raise AssertionError(f"unexpected message for {op_id}: {message}")
+    def quiet(self, op_id: str) -> bool:
+        """True when nothing has arrived for the operation. It reads what the socket has already
+        received and does not wait: call it once a later message (a marker) has arrived."""
+        while self._receive(0):
+            pass
+        if self._pending[op_id]:
+            raise AssertionError(f"unexpected message for {op_id}: {self._pending[op_id][0]}")
+        return True
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.waiting import eventually_blocking
 from tests.e2e.conftest import ADMIN_EMAIL, GraphQL
 from tests.e2e.support import (
     CAST,
@@ -13,6 +14,7 @@ from tests.e2e.support import (
     IDEA,
     LOGIN,
     MERGE,
+    MUTATION_RETRY_INTERVAL,
     PASSWORD,
     PROPOSE,
     REGISTER,
@@ -28,7 +30,6 @@ from tests.e2e.support import (
     propose,
     register,
     unique,
-    until_codes,
     vote,
     wait_idea,
     wait_projections,
@@ -189,7 +190,11 @@ def test_cast_vote(url: str, product_team: Session, crowd: Crowd) -> None:
     assert anonymous(url).error_codes(CAST, id=idea["id"], w=1) == ["UNAUTHENTICATED"]
     # ideas that do not accept votes: CONFLICT (the votes service learns the status from an event)
     product_team.ok(SET_STATUS, id=idea["id"], status="DECLINED")
-    until_codes(lambda: voter(CAST, id=idea["id"], w=3), ["CONFLICT"])  # w=3: no change while still accepted
+    eventually_blocking(  # w=3: no change while still accepted
+        lambda: codes(voter(CAST, id=idea["id"], w=3)) == ["CONFLICT"],
+        interval=MUTATION_RETRY_INTERVAL,
+        what="the votes service knows the idea is DECLINED",
+    )
     assert other.error_codes(CAST, id=idea["id"], w=2) == ["CONFLICT"]
     assert idea_as(voter, idea["id"])["score"] == 4  # type: ignore[index]
 
@@ -207,7 +212,11 @@ def test_withdraw_vote(url: str, product_team: Session, crowd: Crowd) -> None:
     assert anonymous(url).error_codes(WITHDRAW, id=idea["id"]) == ["UNAUTHENTICATED"]
     # a vote on a DECLINED idea can still be withdrawn
     product_team.ok(SET_STATUS, id=idea["id"], status="DECLINED")
-    until_codes(lambda: stays(CAST, id=idea["id"], w=1), ["CONFLICT"])  # w=1: no change while still accepted
+    eventually_blocking(  # w=1: no change while still accepted
+        lambda: codes(stays(CAST, id=idea["id"], w=1)) == ["CONFLICT"],
+        interval=MUTATION_RETRY_INTERVAL,
+        what="the votes service knows the idea is DECLINED",
+    )
     assert stays.ok(WITHDRAW, id=idea["id"]) == {"withdrawVote": True}
     assert wait_projections(voter, idea["id"], score=0, voters=0)["tally"] == []
 
@@ -234,13 +243,21 @@ def test_add_comment(url: str, product_team: Session, admin: Session, crowd: Cro
     assert member.error_codes(add, id=UNKNOWN_IDEA, body="hello") == ["NOT_FOUND"]
     assert member.error_codes(add, id=idea["id"], body="hello", parent=UNKNOWN_COMMENT) == ["NOT_FOUND"]
     # a reply stays on its parent's idea
-    until_codes(lambda: member(add, id=elsewhere["id"], body="x", parent=first["id"]), ["BAD_USER_INPUT"])
+    eventually_blocking(
+        lambda: codes(member(add, id=elsewhere["id"], body="x", parent=first["id"])) == ["BAD_USER_INPUT"],
+        interval=MUTATION_RETRY_INTERVAL,
+        what="the comments service knows the other idea",
+    )
     assert anonymous(url).error_codes(add, id=idea["id"], body="hello") == ["UNAUTHENTICATED"]
     seen = wait_idea(member, idea["id"], lambda i: i["commentCount"] == 5)
     assert seen["commentCount"] == 5
     # a MERGED idea refuses new comments
     product_team.ok(MERGE, source=idea["id"], target=elsewhere["id"])
-    until_codes(lambda: member(add, id=idea["id"], body="late"), ["CONFLICT"])
+    eventually_blocking(
+        lambda: codes(member(add, id=idea["id"], body="late")) == ["CONFLICT"],
+        interval=MUTATION_RETRY_INTERVAL,
+        what="the comments service knows the idea is MERGED",
+    )
 
 
 def test_flag_comment(url: str, crowd: Crowd) -> None:

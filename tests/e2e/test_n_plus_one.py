@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Stack, eventually
+from devstack.waiting import eventually_blocking
+from tests.e2e.conftest import Stack
 from tests.e2e.support import Crowd, Session, comment, propose, service_calls, unique_tag, vote, wait_projections
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +39,7 @@ def calls_for(stack: Stack, reader: Session, **variables: Any) -> tuple[dict[str
         first, second = service_calls(stack.env), service_calls(stack.env)
         return first if first == second else None
 
-    after: dict[str, float] = eventually(settled)
+    after: dict[str, float] = eventually_blocking(settled, what="the request counters settled")
     return {name: after[name] - before[name] for name in after}, data
 
 

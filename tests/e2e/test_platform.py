@@ -8,7 +8,9 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, GraphQL, Stack, eventually
+from devstack.waiting import eventually_blocking
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, GraphQL, Stack
+from tests.e2e.support import MUTATION_RETRY_INTERVAL
 
 pytestmark = pytest.mark.e2e
 
@@ -59,17 +61,26 @@ def test_one_idea_travels_the_whole_architecture(stack: Stack) -> None:
     assert idea["author"]["displayName"] == "E2E"
 
     # The votes service learns about the idea from ideas.v1.idea.proposed: wait for it.
-    vote = eventually(lambda: (api(CAST, id=idea["id"], w=3).get("data") or {}).get("castVote"))
+    vote = eventually_blocking(
+        lambda: (api(CAST, id=idea["id"], w=3).get("data") or {}).get("castVote"),
+        interval=MUTATION_RETRY_INTERVAL,
+        what="the vote accepted",
+    )
     assert vote["weight"] == 3 and vote["voter"]["id"] == me["id"]
 
     voter2, _ = register(anonymous, "CUSTOMER")
-    eventually(lambda: (GraphQL(stack.graphql_url, voter2)(CAST, id=idea["id"], w=1).get("data") or {}).get("castVote"))
+    eventually_blocking(
+        lambda: (GraphQL(stack.graphql_url, voter2)(CAST, id=idea["id"], w=1).get("data") or {}).get("castVote"),
+        interval=MUTATION_RETRY_INTERVAL,
+        what="the second vote accepted",
+    )
 
     # score and voters are projections in the ideas service, fed by votes.v1.vote.cast events.
-    seen = eventually(
+    seen = eventually_blocking(
         lambda: (lambda i: i if i and i["score"] == 4 and i["voters"] == 2 else None)(
             anonymous.ok(IDEA, id=idea["id"])["idea"]
-        )
+        ),
+        what="both votes projected",
     )
     assert seen["tally"] == [
         {"kind": "CUSTOMER", "voters": 1, "weight": 1},

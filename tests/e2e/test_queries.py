@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import eventually
+from devstack.waiting import eventually_blocking
 from tests.e2e.support import (
     IDEA,
     MERGE,
@@ -337,10 +337,11 @@ def test_experts_are_ranked_by_activity_on_the_tag(url: str) -> None:
     propose(outsider, tags=[tag])
 
     expected = [proposer.id, voter.id, idle.id]
-    found = eventually(
+    found = eventually_blocking(
         lambda: (lambda got: got if [s["id"] for s in got] == expected else None)(
             anonymous(url).ok(EXPERTS, tag=tag)["experts"]
-        )
+        ),
+        what="the experts ranked by their activity",
     )
     assert all(tag in s["expertise"] for s in found)
     assert [s["id"] for s in anonymous(url).ok(EXPERTS, tag=tag, first=2)["experts"]] == expected[:2]

@@ -12,6 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from devstack.waiting import eventually_blocking
 from tests.e2e.support import (
     GRAPHQL_TRANSPORT_WS,
     SET_STATUS,
@@ -43,13 +44,22 @@ def next_data(ws: LiveClient, op: str, field: str) -> dict[str, Any]:
     return data
 
 
-def until_data(ws: LiveClient, op: str, field: str, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """The first emission that passes `check`. ideaChanged emits on every change, and events
-    reach the projections in any order, so there may be intermediate states on the way; each
-    must still come within the liveness bound."""
-    while not check(data := next_data(ws, op, field)):
-        pass
-    return data
+def emission(
+    ws: LiveClient, op: str, field: str, check: Callable[[dict[str, Any]], bool]
+) -> Callable[[], dict[str, Any] | None]:
+    """For `eventually_blocking`: the operation's next emission if it passes `check`. ideaChanged
+    emits on every change, and events reach the projections in any order, so there may be
+    intermediate states on the way; each must still come within the liveness bound and be data
+    (anything else fails at once)."""
+
+    def next_passing() -> dict[str, Any] | None:
+        try:
+            data = next_data(ws, op, field)
+        except AssertionError as exc:
+            pytest.fail(str(exc))
+        return data if check(data) else None
+
+    return next_passing
 
 
 def test_one_client_writes_the_other_sees_it_live(url: str, crowd: Crowd, product_team: Session) -> None:
@@ -63,7 +73,7 @@ def test_one_client_writes_the_other_sees_it_live(url: str, crowd: Crowd, produc
         ws.settle(idea["id"])
 
         vote(voter, idea["id"], 3)  # (1 before: its update may come first)
-        seen = until_data(ws, "changes", "ideaChanged", lambda i: i["score"] == 3)
+        seen = eventually_blocking(emission(ws, "changes", "ideaChanged", lambda i: i["score"] == 3), interval=0)
         assert (seen["id"], seen["voters"]) == (idea["id"], 1)
 
         added = comment(voter, idea["id"], "seen live?")
@@ -76,7 +86,8 @@ def test_one_client_writes_the_other_sees_it_live(url: str, crowd: Crowd, produc
             "author": {"id": voter.id},
             "idea": {"id": idea["id"]},
         }
-        seen = until_data(ws, "changes", "ideaChanged", lambda i: (i["score"], i["commentCount"]) == (5, 1))
+        both = emission(ws, "changes", "ideaChanged", lambda i: (i["score"], i["commentCount"]) == (5, 1))
+        seen = eventually_blocking(both, interval=0)
         assert seen["voters"] == 2
 
         official = comment(product_team, idea["id"], "official answer")
@@ -84,14 +95,22 @@ def test_one_client_writes_the_other_sees_it_live(url: str, crowd: Crowd, produc
         assert (got["id"], got["official"]) == (official["id"], True)
 
         product_team.ok(SET_STATUS, id=idea["id"], status="UNDER_REVIEW")
-        seen = until_data(ws, "changes", "ideaChanged", lambda i: i["status"] == "UNDER_REVIEW")
+        seen = eventually_blocking(
+            emission(ws, "changes", "ideaChanged", lambda i: i["status"] == "UNDER_REVIEW"), interval=0
+        )
         assert seen["score"] == 5
 
         # completing one operation stops it; the other goes on
         ws.complete("comments")
-        comment(voter, idea["id"], "after complete")
-        until_data(ws, "changes", "ideaChanged", lambda i: i["commentCount"] == 3)
-        assert ws.quiet("comments", 0.2)
+        # Markers for "it would have come by now": a second commentAdded on the idea, which the
+        # same trigger feeds, and the idea's change, which comes after the ideas service consumed
+        # the comment's event.
+        ws.subscribe("marker", COMMENT_ADDED, id=idea["id"])
+        ws.settle(idea["id"])
+        late = comment(voter, idea["id"], "after complete")
+        assert next_data(ws, "marker", "commentAdded")["id"] == late["id"]
+        eventually_blocking(emission(ws, "changes", "ideaChanged", lambda i: i["commentCount"] == 3), interval=0)
+        assert ws.quiet("comments")
 
 
 def test_anonymous_subscriber_of_a_public_idea(url: str, crowd: Crowd) -> None:

@@ -6,12 +6,12 @@ import asyncio
 import uuid
 from typing import Any
 
-import nats.errors
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import text
 
 from devstack.testing import Infra, migrated_database
+from devstack.waiting import eventually
 from shared.consumer import ConsumerRunner, Subscription
 from shared.db import create_sessionmaker
 from shared.events.catalogue import Payload, StakeholderKind, StakeholderRegistered, subject_of
@@ -62,16 +62,19 @@ async def copies_in_stream(nc: Any, event_id: uuid.UUID) -> int:
     js = nc.jetstream()
     sub = await js.pull_subscribe(SUBJECT, durable=f"count-{uuid.uuid4().hex[:8]}", stream="STAKEHOLDERS")
     found = 0
-    while True:
+
+    async def read_to_the_end() -> bool:
+        nonlocal found
         try:
             msgs = await sub.fetch(500, timeout=2)
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats.errors.TimeoutError, or asyncio's when the fetch's own wait expires
             msgs = []
         for msg in msgs:
             found += Envelope.model_validate_json(msg.data).id == event_id
             await msg.ack()
-        if not msgs and (await sub.consumer_info()).num_pending == 0:
-            break
+        return not msgs and (await sub.consumer_info()).num_pending == 0
+
+    await eventually(read_to_the_end, timeout=60, interval=0, what="the stream read to its end")
     await sub.unsubscribe()
     return found
 
@@ -135,22 +138,24 @@ async def test_invalid_payload_never_reaches_the_outbox(kit: Any) -> None:
 async def _run_until_handled(runner: ConsumerRunner, engine: Any, js: Any, durable: str, ids: list[uuid.UUID]) -> None:
     """Run the consumer until every event of `ids` is in its inbox and its durable consumer has
     nothing pending or unacked (a bounded wait), then stop it."""
+
+    async def handled() -> bool:
+        async with engine.connect() as conn:
+            done = (
+                await conn.execute(
+                    text("SELECT count(*) FROM inbox WHERE consumer = :c AND event_id = ANY(:e)"),
+                    {"c": durable, "e": ids},
+                )
+            ).scalar_one()
+        if done != len(ids):
+            return False
+        info = await js.consumer_info("STAKEHOLDERS", durable)
+        return info.num_ack_pending == 0 and info.num_pending == 0
+
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
-        for _ in range(200):
-            async with engine.connect() as conn:
-                done = (
-                    await conn.execute(
-                        text("SELECT count(*) FROM inbox WHERE consumer = :c AND event_id = ANY(:e)"),
-                        {"c": durable, "e": ids},
-                    )
-                ).scalar_one()
-            if done == len(ids):
-                info = await js.consumer_info("STAKEHOLDERS", durable)
-                if info.num_ack_pending == 0 and info.num_pending == 0:
-                    break
-            await asyncio.sleep(0.05)
+        await eventually(handled, timeout=30, what=f"{durable} handled and acked every event")
     finally:
         stop.set()
         task.cancel()
@@ -222,10 +227,7 @@ async def test_one_trace_is_followed_from_a_request_through_the_outbox_into_a_co
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
-        for _ in range(200):
-            if seen:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: seen, what="the event consumed")
     finally:
         stop.set()
         task.cancel()

@@ -1,7 +1,8 @@
-"""RELIABILITY.md, written from the last run of this suite.
+"""RELIABILITY.md, written from the last `make reliability` run of this suite.
 
 Tests call `record(section, key, row)` with the figures they measured (before asserting, so a
-failing run is reported as failing); at the end of the session `render()` rewrites the document.
+failing run is reported as failing); at the end of the session `render()` rewrites the document
+when RELIABILITY_REPORT=1 (what `make reliability` sets; `make test` writes nothing).
 The figures are also kept, as JSON, in a comment at the end of the document: a partial run (one
 test, one module) updates its own rows and keeps the others, each row stamped with its run."""
 
@@ -66,11 +67,13 @@ SECTIONS: dict[str, tuple[str, list[str]]] = {
 }
 
 METHOD = """\
-Everything below is measured by `tests/resilience/` on every `make test`, on real servers the
-tests start themselves on loopback (embedded PostgreSQL, nats-server with JetStream and
-`sync_interval: always`, the four services and the gateway as separate processes through
-`devstack.cluster.Cluster`, `ENVIRONMENT=production`). The tables are rewritten at the end of each
-run (the JSON at the end of this file keeps the figures; a partial run updates only its rows).
+Everything below is measured by `tests/resilience/` (asserted on every `make test`, written here
+by `make reliability`), on real servers the tests start themselves on loopback (embedded
+PostgreSQL, nats-server with JetStream and `sync_interval: always`, the four services and the
+gateway as separate processes through `devstack.cluster.Cluster`, `ENVIRONMENT=production`).
+`make reliability` rewrites the tables at the end of its run (the JSON at the end of this file
+keeps the figures; a partial run, e.g. `make reliability PYTEST_ARGS="-k faults"`, updates only
+its rows).
 
 - **Fault injection** (`test_faults.py`): one cluster; 50 stakeholders of the four kinds and 20
   public ideas; per scenario a stream of concurrent `castVote` / `withdrawVote` / `addComment`
@@ -193,7 +196,7 @@ def _document(sections: dict[str, dict[str, dict[str, Any]]], bugs: dict[str, di
     lines = [
         "# Reliability and security",
         "",
-        f"_Written by the resilience tests (`tests/resilience/`, part of `make test`). Last run {run_at}, "
+        f"_Written by the resilience tests (`tests/resilience/`) through `make reliability`. Last run {run_at}, "
         f"on commit {_commit()} (plus the working tree), {platform.system()} {platform.machine()}, "
         f"Python {platform.python_version()}. Rows carry the run that produced them._",
         "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 import uuid
 from collections import Counter
@@ -18,6 +19,7 @@ import httpx
 import nats
 
 from devstack.cluster import Cluster
+from devstack.waiting import eventually
 from shared.migrations import SERVICES
 
 KINDS = ("CUSTOMER", "SUPPLIER", "PARTNER", "EMPLOYEE")
@@ -239,17 +241,15 @@ async def wait_known(cluster: Cluster, idea_ids: Iterable[uuid.UUID], timeout: f
     """Until the votes and comments services' projections know every idea (their proposals have
     travelled through the outbox and JetStream)."""
     wanted = list(idea_ids)
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def known() -> bool:
         votes = await query(cluster, "votes", "SELECT count(*) AS n FROM idea_state WHERE idea_id = ANY($1)", wanted)
         comments = await query(
             cluster, "comments", "SELECT count(*) AS n FROM idea_visibility WHERE idea_id = ANY($1)", wanted
         )
-        if votes[0]["n"] == len(wanted) and comments[0]["n"] == len(wanted):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"projections do not know the ideas after {timeout}s")
-        await asyncio.sleep(0.1)
+        return bool(votes[0]["n"] == len(wanted) and comments[0]["n"] == len(wanted))
+
+    await eventually(known, timeout=timeout, interval=0.1, what="the votes and comments projections know the ideas")
 
 
 # --- consistency ------------------------------------------------------------------------------------
@@ -401,13 +401,18 @@ async def projection_mismatches(cluster: Cluster) -> list[str]:
 
 
 async def settle(cluster: Cluster, timeout: float = 90.0) -> tuple[Consistency, float]:
-    """Poll until the platform is consistent (bounded); returns the last look and the time taken."""
+    """Wait (bounded) until the platform is consistent; returns the last look, settled or not (the
+    caller records it before asserting), and the time it took (a figure of the report)."""
     start = time.monotonic()
-    while True:
-        state = await check_consistency(cluster)
-        if state.settled or time.monotonic() - start > timeout:
-            return state, time.monotonic() - start
-        await asyncio.sleep(0.5)
+    looks: list[Consistency] = []
+
+    async def settled() -> bool:
+        looks.append(await check_consistency(cluster))
+        return looks[-1].settled
+
+    with contextlib.suppress(AssertionError):  # not settled in time: the last look says why
+        await eventually(settled, timeout=timeout, interval=0.5, what="the platform consistent")
+    return looks[-1], time.monotonic() - start
 
 
 def count_labels(outcomes: Iterable[Outcome]) -> dict[str, int]:

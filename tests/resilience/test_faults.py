@@ -100,15 +100,19 @@ class Stream:
     outside: Counter[str] = field(default_factory=Counter)
 
     async def take(self, deadline: float) -> bool:
-        while True:
-            if time.monotonic() > deadline or self.sent >= self.total:
+        """One more call may go, or False when the stream is over (all sent, or past its deadline).
+        Past the held-back share, calls wait for the restart (the fault's end, an event)."""
+        if self.sent >= self.total * HOLD_BACK and not self.fault_done.is_set():
+            try:
+                await asyncio.wait_for(self.fault_done.wait(), timeout=max(deadline - time.monotonic(), 0))
+            except TimeoutError:
                 return False
-            if self.sent < self.total * HOLD_BACK or self.fault_done.is_set():
-                self.sent += 1
-                if self.sent >= self.total * FAULT_AT:
-                    self.fault_due.set()
-                return True
-            await asyncio.sleep(0.05)
+        if time.monotonic() > deadline or self.sent >= self.total:
+            return False
+        self.sent += 1
+        if self.sent >= self.total * FAULT_AT:
+            self.fault_due.set()
+        return True
 
     def count(self, outcome: Outcome) -> None:
         self.labels[outcome.label] += 1

@@ -34,6 +34,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import text
 
+from devstack.testing import started_consumers
 from services.ideas.consumers import SUBSCRIPTIONS as IDEAS_SUBSCRIPTIONS
 from services.votes.consumers import SUBSCRIPTIONS as VOTES_SUBSCRIPTIONS
 from shared.auth import TokenIssuer
@@ -204,12 +205,8 @@ async def pair(service_app: Any, tokens: TokenIssuer) -> Pair:
     ideas, ideas_http = await service_app("ideas", database="resilience_ideas")
     votes, votes_http = await service_app("votes", database="resilience_votes")
     for app in (ideas, votes):
+        await started_consumers(app)
         runtime = app.state.runtime
-        for _ in range(200):  # the runner exists once NATS is connected
-            if runtime.consumers is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert runtime.consumers is not None, "consumers did not start"
         runtime.stop.set()  # relay and fetch loops end; `apply` stays usable
         for task in runtime.tasks:
             task.cancel()

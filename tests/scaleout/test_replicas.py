@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from devstack.cluster import Cluster
-from devstack.stack import GraphQL, eventually, new_data_dir
+from devstack.stack import GraphQL, new_data_dir
+from devstack.waiting import eventually_blocking
 from gateway.ids import parse_id  # the public API's global id format
 from tests.resilience.support import settle
 
@@ -145,7 +146,11 @@ async def test_two_replicas_share_the_work_and_survive_losing_one(cluster: Clust
     # Both votes instances learn the ideas from events before the load starts.
     probe = GraphQL(cluster.graphql_url, voters[0][0])
     for idea in ideas:
-        eventually(lambda idea=idea: "castVote" in (probe(CAST, i=idea, w=1).get("data") or {}))
+        eventually_blocking(  # a mutation at most 10 times a second: the gateway's budget refills at that rate
+            lambda idea=idea: "castVote" in (probe(CAST, i=idea, w=1).get("data") or {}),
+            interval=0.1,
+            what="the votes service knows the idea",
+        )
         probe.ok(WITHDRAW, i=idea)
 
     ledger = Ledger()

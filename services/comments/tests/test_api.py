@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import nats.errors
 import orjson
 import pytest
 from fastapi import FastAPI
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import event, text
 
+from devstack.testing import started_consumers
+from devstack.waiting import eventually
 from services.comments.consumers import on_idea_merged, on_idea_proposed, on_idea_status_changed
 from shared.auth import TokenIssuer
 from shared.consumer import ConsumerRunner
@@ -60,12 +61,7 @@ class Ctx:
         return Caller(who, {"Authorization": f"Bearer {self.tokens.issue(who, kind, role, scope=scope)}"})
 
     async def consumers(self) -> ConsumerRunner:
-        for _ in range(400):  # NATS connects in the background: bounded wait
-            runner = self.app.state.runtime.consumers
-            if runner is not None:
-                return runner  # type: ignore[no-any-return]
-            await asyncio.sleep(0.025)
-        raise AssertionError("the consumer runner never started")
+        return await started_consumers(self.app)
 
     def next_version(self, idea_id: uuid.UUID, version: int | None) -> int:
         """The idea's version after this event (the IDEAS stream is VERSIONED): the next one, or
@@ -633,13 +629,14 @@ async def test_proposed_event_over_real_nats_reaches_the_consumer(ctx: Ctx) -> N
         envelope.type, envelope.model_dump_json().encode(), headers={"Nats-Msg-Id": str(envelope.id)}
     )
     partner = ctx.caller("PARTNER")
-    status = None
-    for _ in range(600):  # bounded poll (30 s at most): the consumer may first catch up on the stream
-        status = (await ctx.client.get(f"/ideas/{payload.idea_id}/comments", headers=partner.headers)).status_code
-        if status == 200:
-            break
-        await asyncio.sleep(0.05)
-    assert status == 200
+
+    async def status() -> int:
+        code = (await ctx.client.get(f"/ideas/{payload.idea_id}/comments", headers=partner.headers)).status_code
+        assert code == 200, f"status {code}"
+        return code
+
+    # The consumer may first catch up on the stream: a bounded wait for the idea to be known.
+    assert await eventually(status, timeout=30, what="the proposal consumed") == 200
     async with ctx.app.state.runtime.engine.connect() as conn:
         inbox = (await conn.execute(text("SELECT consumer FROM inbox WHERE event_id = :e"), {"e": envelope.id})).all()
     assert [r.consumer for r in inbox] == [CONSUMER]
@@ -659,20 +656,28 @@ async def test_added_event_reaches_the_comments_stream(ctx: Ctx) -> None:
     try:
         comment = await ctx.added(idea, ctx.caller())
         event_id = (await ctx.outbox(ADDED, comment["id"]))[0]["id"]
-        found: list[dict[str, Any]] = []
-        for _ in range(50):  # bounded: the relay polls every 0.2 s and wakes on NOTIFY
+        # A later comment: the relay publishes the outbox in order, so once the later event is in
+        # the stream, a second copy of the first one would be there too.
+        later = await ctx.added(idea, ctx.caller())
+        found: list[tuple[Any, dict[str, Any]]] = []  # (headers, event) of the first comment's messages
+
+        async def later_arrived() -> bool:
             try:
                 msgs = await sub.fetch(100, timeout=0.2)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats.errors.TimeoutError, or asyncio's when the fetch's own wait expires
                 msgs = []
+            arrived = False
             for msg in msgs:
                 await msg.ack()
                 body = orjson.loads(msg.data)
                 if body["data"]["comment_id"] == comment["id"]:
-                    assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == event_id
-                    found.append(body)
-            if found:
-                break
+                    found.append((msg.headers, body))
+                arrived = arrived or body["data"]["comment_id"] == later["id"]
+            return arrived
+
+        # bounded: the relay polls every 0.2 s and wakes on NOTIFY
+        await eventually(later_arrived, timeout=20, interval=0, what="the later comment's event in the stream")
     finally:
         await js.delete_consumer("COMMENTS", durable)
-    assert [e["id"] for e in found] == [event_id]
+    assert all(headers is not None and headers["Nats-Msg-Id"] == event_id for headers, _ in found)
+    assert [e["id"] for _, e in found] == [event_id]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from devstack.testing import started_consumers
 from services.ideas.consumers import SUBSCRIPTIONS
 from shared.auth import TokenIssuer
 from shared.events.catalogue import Payload
@@ -44,20 +44,11 @@ async def propose(client: httpx.AsyncClient, who: Caller, **overrides: Any) -> d
     return r.json()  # type: ignore[no-any-return]
 
 
-async def consumers_ready(app: FastAPI) -> Any:
-    runtime = app.state.runtime
-    for _ in range(200):
-        if runtime.consumers is not None:
-            return runtime.consumers
-        await asyncio.sleep(0.05)
-    raise AssertionError("consumers did not start")
-
-
 async def deliver(
     app: FastAPI, durable: str, payload: Payload, envelope: Envelope | None = None
 ) -> tuple[bool, Envelope]:
     """Apply one event through the consumer runner (inbox + effect in one transaction)."""
-    runner = await consumers_ready(app)
+    runner = await started_consumers(app)
     env = envelope or Envelope.of(payload)
     handler = HANDLERS[durable].subjects[env.type]
     return await runner.apply(durable, env, payload, handler), env

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from services.ideas.tests.helpers import caller, consumers_ready, deliver, propose
+from devstack.testing import started_consumers
+from devstack.waiting import eventually
+from services.ideas.tests.helpers import caller, deliver, propose
 from shared.events.catalogue import (
     CommentAdded,
     StakeholderKind,
@@ -216,12 +217,17 @@ async def test_trending_day_buckets_and_expiry(service_app, tokens) -> None:  # 
 async def test_an_event_published_to_nats_reaches_the_consumer(service_app, tokens) -> None:  # type: ignore[no-untyped-def]
     app, client = await service_app("ideas")
     iid = uuid.UUID((await propose(client, caller(tokens)))["id"])
-    await consumers_ready(app)
+    later = uuid.UUID((await propose(client, caller(tokens)))["id"])
+    await started_consumers(app)
     event = cast(iid, K.EMPLOYEE, 3)
     envelope = Envelope.of(event)
     js = app.state.runtime.nc.jetstream()
     for _ in range(2):  # the stream's dedup window drops the second copy; the inbox would too
         await js.publish(envelope.type, envelope.model_dump_json().encode(), headers={"Nats-Msg-Id": str(envelope.id)})
+    # A later vote on another idea, for the same consumer (ideas-votes): once it is applied, so
+    # is everything before it in the stream, a second copy of the first vote included.
+    marker = Envelope.of(cast(later, K.CUSTOMER, 1))
+    await js.publish(marker.type, marker.model_dump_json().encode(), headers={"Nats-Msg-Id": str(marker.id)})
     comment = CommentAdded(
         comment_id=uuid.uuid4(),
         idea_id=iid,
@@ -232,12 +238,13 @@ async def test_an_event_published_to_nats_reaches_the_consumer(service_app, toke
     )
     cenv = Envelope.of(comment)
     await js.publish(cenv.type, cenv.model_dump_json().encode(), headers={"Nats-Msg-Id": str(cenv.id)})
-    idea = None
-    for _ in range(150):
+
+    async def applied() -> dict[str, Any] | None:
+        if not (await idea_of(client, later))["voters"]:
+            return None
         idea = await idea_of(client, iid)
-        if idea["voters"] and idea["comment_count"]:
-            break
-        await asyncio.sleep(0.1)
-    assert idea is not None
+        return idea if idea["voters"] and idea["comment_count"] else None
+
+    idea = await eventually(applied, timeout=30, what="the vote, the later vote and the comment applied")
     assert numbers(idea) == (1, 3, 3, [{"kind": "EMPLOYEE", "voters": 1, "weight": 3}])
     assert idea["comment_count"] == 1

@@ -12,6 +12,8 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from devstack.testing import started_consumers
+from devstack.waiting import eventually
 from services.votes.consumers import SUBSCRIPTIONS, on_idea_merged, on_idea_proposed, on_idea_status_changed
 from services.votes.service import VoteService
 from shared.events.catalogue import (
@@ -36,11 +38,7 @@ S = IdeaStatus
 # --- helpers ---------------------------------------------------------------------------------------
 async def start(service_app: Any) -> tuple[Any, Any]:
     app, client = await service_app("votes")
-    for _ in range(200):  # the consumer runner exists once NATS is connected
-        if app.state.runtime.consumers is not None:
-            break
-        await asyncio.sleep(0.05)
-    assert app.state.runtime.consumers is not None, "consumers did not start"
+    await started_consumers(app)
     return app, client
 
 
@@ -111,6 +109,26 @@ async def idea_status(app: Any, idea_id: uuid.UUID) -> str | None:
     async with app.state.runtime.engine.connect() as conn:
         row = (await conn.execute(text("SELECT status FROM idea_state WHERE idea_id = :i"), {"i": idea_id})).first()
         return row.status if row else None
+
+
+async def backend_pid(session: Any) -> int:
+    return int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def blocked_or_done(app: Any, holder: int, task: asyncio.Task[Any]) -> bool:
+    """True once `task` has finished, or once another backend waits for a lock that the backend
+    `holder` holds (pg_stat_activity, read afresh: a new transaction each time)."""
+    if task.done():
+        return True
+    async with app.state.runtime.engine.connect() as conn:
+        waiting = await conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND :h = ANY(pg_blocking_pids(pid))"
+            ),
+            {"h": holder},
+        )
+        return bool(waiting.scalar_one())
 
 
 async def cast(
@@ -496,8 +514,10 @@ async def test_a_cast_waiting_on_a_merge_in_progress_is_refused(service_app: Any
     async with maker() as session:
         uow = UnitOfWork(session)
         await VoteService(uow).idea_merged(merged_event(source, target))
+        holder = await backend_pid(session)
         pending = asyncio.create_task(cast(client, tokens, source, voter, 2))
-        await asyncio.sleep(0.2)  # give the cast a chance to run into the lock (not asserted)
+        # The cast runs into the merge's lock (or, were it not to wait, has already answered).
+        await eventually(lambda: blocked_or_done(app, holder, pending), what="the cast waiting on the merge")
         await uow.commit()
         r = await pending
     assert r.status_code == 409 and r.json()["code"] == "CONFLICT"
@@ -514,8 +534,10 @@ async def test_a_cast_in_flight_when_the_merge_starts_is_moved(service_app: Any,
     async with maker() as session:
         uow = UnitOfWork(session)
         await VoteService(uow).cast(caller, source, 3)
+        holder = await backend_pid(session)
         merging = asyncio.create_task(apply(app, merged_event(source, target), on_idea_merged, source))
-        await asyncio.sleep(0.2)  # the merge may start and wait on the lock (not asserted)
+        # The merge runs into the cast's lock (or, were it not to wait, has already finished).
+        await eventually(lambda: blocked_or_done(app, holder, merging), what="the merge waiting on the cast")
         await uow.commit()
     assert await merging
     assert await votes_on(app, source) == {} and await votes_on(app, target) == {voter: 3}
@@ -611,18 +633,20 @@ async def test_idea_events_published_to_nats_reach_the_projection(service_app: A
     for event in (payload, status_event(idea_id, S.OPEN, S.UNDER_REVIEW)):
         envelope = Envelope.of(event)
         await js.publish(envelope.type, envelope.model_dump_json().encode(), headers={"Nats-Msg-Id": str(envelope.id)})
-    for _ in range(200):
-        if await idea_status(app, idea_id) == "UNDER_REVIEW":
-            break
-        await asyncio.sleep(0.05)
-    assert await idea_status(app, idea_id) == "UNDER_REVIEW"
+
+    async def status() -> str | None:
+        now = await idea_status(app, idea_id)
+        assert now == "UNDER_REVIEW", now
+        return now
+
+    assert await eventually(status, what="both events consumed") == "UNDER_REVIEW"
     r = await cast(client, tokens, idea_id, voter, 2)
     assert r.status_code == 200, r.text
 
     # ...and the vote's event leaves through the outbox relay to the VOTES stream.
-    for _ in range(200):
+    async def sent_at() -> Any:
         async with app.state.runtime.engine.connect() as conn:
-            sent = (
+            return (
                 await conn.execute(
                     text(
                         "SELECT sent_at FROM outbox WHERE convert_from(payload, 'UTF8')::jsonb->'data'->>'idea_id' = :i"
@@ -630,9 +654,8 @@ async def test_idea_events_published_to_nats_reach_the_projection(service_app: A
                     {"i": str(idea_id)},
                 )
             ).scalar_one()
-        if sent is not None:
-            break
-        await asyncio.sleep(0.05)
+
+    sent = await eventually(sent_at, what="the vote's outbox row sent")
     assert sent is not None
 
 
@@ -648,8 +671,10 @@ async def test_a_cast_on_the_target_in_flight_when_the_merge_starts_counts_in_th
     async with app.state.runtime.sessionmaker() as session:
         uow = UnitOfWork(session)
         await VoteService(uow).cast(caller, target, 3)
+        holder = await backend_pid(session)
         merging = asyncio.create_task(apply(app, merged_event(source, target), on_idea_merged, source))
-        await asyncio.sleep(0.2)  # the merge may start and wait on the lock (not asserted)
+        # The merge runs into the cast's lock on the target (or, were it not to wait, has finished).
+        await eventually(lambda: blocked_or_done(app, holder, merging), what="the merge waiting on the cast")
         await uow.commit()
     assert await merging
     assert await votes_on(app, target) == {voter: 3}
