@@ -3,7 +3,8 @@
 Every call is bounded (httpx timeouts plus an overall deadline), forwards the caller's bearer
 token and the trace headers, and maps failures to `shared.problems.Problem` carrying a contract
 code: problem+json 4xx bodies keep their `code`; connection errors, timeouts and 5xx become
-UNAVAILABLE (retryable). Responses are plain dicts in the services' snake_case shape."""
+UNAVAILABLE (retryable). Answers are the services' public models (shared/contracts), validated
+on arrival: an answer that is not one is UNAVAILABLE too."""
 
 from __future__ import annotations
 
@@ -19,15 +20,29 @@ import httpx
 import orjson
 import structlog
 from prometheus_client import Counter, Histogram
+from pydantic import BaseModel, ValidationError
 
 from gateway.settings import GatewaySettings
+from shared.contracts.comments import ByIdeasResponse, CommentPublic, FlagResponse
+from shared.contracts.ideas import IdeaPublic, IdeaRevisionPublic
+from shared.contracts.stakeholders import (
+    ApiKeyPublic,
+    ApiKeyWithSecret,
+    AuthResponse,
+    RevokeResponse,
+    StakeholderPublic,
+    TokenResponse,
+)
+from shared.contracts.votes import VotePublic, WithdrawResponse
 from shared.http import AiohttpTransport
 from shared.logs import get_logger
+from shared.pagination import Items, Page
 from shared.problems import Problem, error_for_code, error_for_status
 from shared.tracing import inject_headers
 
 JSON = dict[str, Any]
 C = TypeVar("C", bound="ServiceClient")
+M = TypeVar("M", bound=BaseModel)
 
 UPSTREAM_REQUESTS = Counter("gateway_upstream_requests_total", "Calls to the services", ["service", "outcome"])
 UPSTREAM_LATENCY = Histogram("gateway_upstream_seconds", "Latency of calls to the services", ["service"])
@@ -100,15 +115,17 @@ class ServiceClient:
             await response.aclose()
         return response
 
-    async def request(
+    async def call(
         self,
         method: str,
         path: str,
+        answer: type[M],
         *,
         token: str | None = None,
         json: Any = None,
         params: list[tuple[str, str | int]] | None = None,
-    ) -> Any:
+    ) -> M:
+        """The service's answer as its public model `answer`."""
         headers = _forwarded_headers(token)
         content: bytes | None = None
         if json is not None:
@@ -129,25 +146,26 @@ class ServiceClient:
         finally:
             UPSTREAM_LATENCY.labels(self.name).observe(time.perf_counter() - start)
         UPSTREAM_REQUESTS.labels(self.name, str(response.status_code)).inc()
-        return self._handle(response, method, path)
-
-    def _handle(self, response: httpx.Response, method: str, path: str) -> Any:
         status = response.status_code
         if status >= 500:
             log.warning("upstream_error", service=self.name, method=method, path=path, status=status)
             raise unavailable(self.name)
-        body: Any
+        if status >= 400:
+            raise self._problem(response)
+        try:
+            return answer.model_validate_json(response.content)
+        except ValidationError:
+            log.error("upstream_bad_answer", service=self.name, method=method, path=path, status=status)
+            raise unavailable(self.name, f"the {self.name} service gave an unreadable answer") from None
+
+    def _problem(self, response: httpx.Response) -> Problem:
+        """A 4xx answer as the Problem it names (problem+json), its code the contract's."""
         try:
             body = orjson.loads(response.content) if response.content else None
         except orjson.JSONDecodeError:
             body = None
-            if status < 400:
-                log.error("upstream_bad_json", service=self.name, method=method, path=path, status=status)
-                raise unavailable(self.name, f"the {self.name} service gave an unreadable answer") from None
-        if status < 400:
-            return body
         problem = body if isinstance(body, dict) else {}
-        code = (error_for_code(problem.get("code")) or error_for_status(status)).contract_code
+        code = (error_for_code(problem.get("code")) or error_for_status(response.status_code)).contract_code
         detail = problem.get("detail")
         if not isinstance(detail, str) or not detail:
             detail = code.replace("_", " ").lower()
@@ -156,23 +174,7 @@ class ServiceClient:
             extra["retry_after"] = retry
         if isinstance(problem.get("errors"), list):
             extra["errors"] = problem["errors"]
-        raise Problem(code, detail, status=status, **extra)
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        json: Any = None,
-        params: list[tuple[str, str | int]] | None = None,
-    ) -> JSON:
-        """`request` for answers that are JSON objects (anything else: UNAVAILABLE)."""
-        body = await self.request(method, path, token=token, json=json, params=params)
-        if not isinstance(body, dict):
-            log.error("upstream_bad_answer", service=self.name, method=method, path=path)
-            raise unavailable(self.name, f"the {self.name} service gave an unreadable answer")
-        return body
+        return Problem(code, detail, status=response.status_code, **extra)
 
     async def healthz(self, timeout: float = 2.0) -> bool:
         try:
@@ -187,62 +189,55 @@ def _ids(ids: Iterable[uuid.UUID]) -> list[str]:
     return [str(i) for i in ids]
 
 
-def _items(body: Any) -> list[JSON]:
-    if isinstance(body, dict) and isinstance(body.get("items"), list):
-        return [item for item in body["items"] if isinstance(item, dict)]
-    return []
-
-
 class StakeholdersClient(ServiceClient):
-    async def register(self, data: JSON) -> JSON:
-        return await self.call("POST", "/stakeholders", json=data)
+    async def register(self, data: JSON) -> AuthResponse:
+        return await self.call("POST", "/stakeholders", AuthResponse, json=data)
 
-    async def login(self, email: str, password: str) -> JSON:
-        return await self.call("POST", "/auth/login", json={"email": email, "password": password})
+    async def login(self, email: str, password: str) -> AuthResponse:
+        return await self.call("POST", "/auth/login", AuthResponse, json={"email": email, "password": password})
 
-    async def me(self, token: str) -> JSON:
-        return await self.call("GET", "/stakeholders/me", token=token)
+    async def me(self, token: str) -> StakeholderPublic:
+        return await self.call("GET", "/stakeholders/me", StakeholderPublic, token=token)
 
-    async def batch(self, ids: Sequence[uuid.UUID], token: str | None = None) -> list[JSON]:
-        return _items(await self.call("POST", "/stakeholders/batch", token=token, json={"ids": _ids(ids)}))
+    async def batch(self, ids: Sequence[uuid.UUID], token: str | None = None) -> list[StakeholderPublic]:
+        body = {"ids": _ids(ids)}
+        return (await self.call("POST", "/stakeholders/batch", Items[StakeholderPublic], token=token, json=body)).items
 
-    async def update_me(self, changes: JSON, token: str) -> JSON:
-        return await self.call("PATCH", "/stakeholders/me", token=token, json=changes)
+    async def update_me(self, changes: JSON, token: str) -> StakeholderPublic:
+        return await self.call("PATCH", "/stakeholders/me", StakeholderPublic, token=token, json=changes)
 
-    async def grant_role(self, stakeholder_id: uuid.UUID, role: str, token: str) -> JSON:
+    async def grant_role(self, stakeholder_id: uuid.UUID, role: str, token: str) -> StakeholderPublic:
         path = f"/stakeholders/{stakeholder_id}/role"
-        return await self.call("POST", path, token=token, json={"role": role})
+        return await self.call("POST", path, StakeholderPublic, token=token, json={"role": role})
 
-    async def experts(self, tag: str, first: int, token: str | None = None) -> list[JSON]:
-        return _items(await self.call("GET", "/experts", token=token, params=[("tag", tag), ("first", first)]))
+    async def experts(self, tag: str, first: int, token: str | None = None) -> list[StakeholderPublic]:
+        params: list[tuple[str, str | int]] = [("tag", tag), ("first", first)]
+        return (await self.call("GET", "/experts", Items[StakeholderPublic], token=token, params=params)).items
 
-    async def create_api_key(self, label: str, scope: str, token: str) -> JSON:
-        return await self.call("POST", "/api-keys", token=token, json={"label": label, "scope": scope})
+    async def create_api_key(self, label: str, scope: str, token: str) -> ApiKeyWithSecret:
+        body = {"label": label, "scope": scope}
+        return await self.call("POST", "/api-keys", ApiKeyWithSecret, token=token, json=body)
 
-    async def list_api_keys(self, token: str) -> list[JSON]:
-        return _items(await self.call("GET", "/api-keys", token=token))
+    async def list_api_keys(self, token: str) -> list[ApiKeyPublic]:
+        return (await self.call("GET", "/api-keys", Items[ApiKeyPublic], token=token)).items
 
     async def revoke_api_key(self, key_id: uuid.UUID, token: str) -> bool:
-        body = await self.request("DELETE", f"/api-keys/{key_id}", token=token)
-        return bool(isinstance(body, dict) and body.get("revoked"))
+        return (await self.call("DELETE", f"/api-keys/{key_id}", RevokeResponse, token=token)).revoked
 
     async def exchange_api_key(self, key: str) -> str:
-        body = await self.request("POST", "/auth/api-key-token", json={"key": key})
-        token = body.get("token") if isinstance(body, dict) else None
-        if not isinstance(token, str):
-            raise unavailable(self.name, "the stakeholders service gave an unreadable answer")
-        return token
+        return (await self.call("POST", "/auth/api-key-token", TokenResponse, json={"key": key})).token
 
 
 class IdeasClient(ServiceClient):
-    async def propose(self, data: JSON, token: str) -> JSON:
-        return await self.call("POST", "/ideas", token=token, json=data)
+    async def propose(self, data: JSON, token: str) -> IdeaPublic:
+        return await self.call("POST", "/ideas", IdeaPublic, token=token, json=data)
 
-    async def get(self, idea_id: uuid.UUID, token: str | None) -> JSON:
-        return await self.call("GET", f"/ideas/{idea_id}", token=token)
+    async def get(self, idea_id: uuid.UUID, token: str | None) -> IdeaPublic:
+        return await self.call("GET", f"/ideas/{idea_id}", IdeaPublic, token=token)
 
-    async def batch(self, ids: Sequence[uuid.UUID], token: str | None) -> list[JSON]:
-        return _items(await self.call("POST", "/ideas/batch", token=token, json={"ids": _ids(ids)}))
+    async def batch(self, ids: Sequence[uuid.UUID], token: str | None) -> list[IdeaPublic]:
+        body = {"ids": _ids(ids)}
+        return (await self.call("POST", "/ideas/batch", Items[IdeaPublic], token=token, json=body)).items
 
     async def list_ideas(
         self,
@@ -256,7 +251,7 @@ class IdeasClient(ServiceClient):
         search: str | None = None,
         segment: str | None = None,
         with_total: bool = True,
-    ) -> JSON:
+    ) -> Page[IdeaPublic]:
         params: list[tuple[str, str | int]] = [("first", first), ("sort", sort)]
         if not with_total:
             params.append(("with_total", "false"))
@@ -269,66 +264,70 @@ class IdeasClient(ServiceClient):
             params.append(("search", search))
         if segment is not None:
             params.append(("segment", segment))
-        return await self.call("GET", "/ideas", token=token, params=params)
+        return await self.call("GET", "/ideas", Page[IdeaPublic], token=token, params=params)
 
-    async def refine(self, idea_id: uuid.UUID, changes: JSON, token: str) -> JSON:
-        return await self.call("PATCH", f"/ideas/{idea_id}", token=token, json=changes)
+    async def refine(self, idea_id: uuid.UUID, changes: JSON, token: str) -> IdeaPublic:
+        return await self.call("PATCH", f"/ideas/{idea_id}", IdeaPublic, token=token, json=changes)
 
-    async def revisions(self, idea_id: uuid.UUID, token: str | None) -> list[JSON]:
-        return _items(await self.call("GET", f"/ideas/{idea_id}/revisions", token=token))
+    async def revisions(self, idea_id: uuid.UUID, token: str | None) -> list[IdeaRevisionPublic]:
+        path = f"/ideas/{idea_id}/revisions"
+        return (await self.call("GET", path, Items[IdeaRevisionPublic], token=token)).items
 
-    async def set_status(self, idea_id: uuid.UUID, status: str, note: str | None, token: str) -> JSON:
-        path = f"/ideas/{idea_id}/status"
-        return await self.call("POST", path, token=token, json={"status": status, "note": note})
+    async def set_status(self, idea_id: uuid.UUID, status: str, note: str | None, token: str) -> IdeaPublic:
+        body = {"status": status, "note": note}
+        return await self.call("POST", f"/ideas/{idea_id}/status", IdeaPublic, token=token, json=body)
 
-    async def merge(self, source_id: uuid.UUID, target_id: uuid.UUID, token: str) -> JSON:
-        path = f"/ideas/{source_id}/merge"
-        return await self.call("POST", path, token=token, json={"target_id": str(target_id)})
+    async def merge(self, source_id: uuid.UUID, target_id: uuid.UUID, token: str) -> IdeaPublic:
+        body = {"target_id": str(target_id)}
+        return await self.call("POST", f"/ideas/{source_id}/merge", IdeaPublic, token=token, json=body)
 
-    async def similar(self, text: str, first: int, token: str | None) -> list[JSON]:
-        return _items(await self.call("GET", "/ideas/similar", token=token, params=[("text", text), ("first", first)]))
+    async def similar(self, text: str, first: int, token: str | None) -> list[IdeaPublic]:
+        params: list[tuple[str, str | int]] = [("text", text), ("first", first)]
+        return (await self.call("GET", "/ideas/similar", Items[IdeaPublic], token=token, params=params)).items
 
 
 class VotesClient(ServiceClient):
-    async def cast(self, idea_id: uuid.UUID, weight: int, token: str) -> JSON:
-        return await self.call("PUT", f"/ideas/{idea_id}/vote", token=token, json={"weight": weight})
+    async def cast(self, idea_id: uuid.UUID, weight: int, token: str) -> VotePublic:
+        return await self.call("PUT", f"/ideas/{idea_id}/vote", VotePublic, token=token, json={"weight": weight})
 
     async def withdraw(self, idea_id: uuid.UUID, token: str) -> bool:
-        body = await self.request("DELETE", f"/ideas/{idea_id}/vote", token=token)
-        return bool(isinstance(body, dict) and body.get("removed"))
+        return (await self.call("DELETE", f"/ideas/{idea_id}/vote", WithdrawResponse, token=token)).removed
 
-    async def mine(self, idea_ids: Sequence[uuid.UUID], token: str) -> list[JSON]:
-        return _items(await self.call("POST", "/votes/mine", token=token, json={"idea_ids": _ids(idea_ids)}))
+    async def mine(self, idea_ids: Sequence[uuid.UUID], token: str) -> list[VotePublic]:
+        body = {"idea_ids": _ids(idea_ids)}
+        return (await self.call("POST", "/votes/mine", Items[VotePublic], token=token, json=body)).items
 
 
 class CommentsClient(ServiceClient):
-    async def add(self, idea_id: uuid.UUID, body: str, parent_id: uuid.UUID | None, token: str) -> JSON:
+    async def add(self, idea_id: uuid.UUID, body: str, parent_id: uuid.UUID | None, token: str) -> CommentPublic:
         data = {"body": body, "parent_id": str(parent_id) if parent_id else None}
-        return await self.call("POST", f"/ideas/{idea_id}/comments", token=token, json=data)
+        return await self.call("POST", f"/ideas/{idea_id}/comments", CommentPublic, token=token, json=data)
 
-    async def list_comments(self, idea_id: uuid.UUID, first: int, after: str | None, token: str | None) -> JSON:
+    async def list_comments(
+        self, idea_id: uuid.UUID, first: int, after: str | None, token: str | None
+    ) -> Page[CommentPublic]:
         params: list[tuple[str, str | int]] = [("first", first)]
         if after:
             params.append(("after", after))
-        return await self.call("GET", f"/ideas/{idea_id}/comments", token=token, params=params)
+        return await self.call("GET", f"/ideas/{idea_id}/comments", Page[CommentPublic], token=token, params=params)
 
-    async def by_ideas(self, idea_ids: Sequence[uuid.UUID], first: int, token: str | None) -> dict[str, JSON]:
-        body = await self.request(
-            "POST", "/comments/by-ideas", token=token, json={"idea_ids": _ids(idea_ids), "first": first}
-        )
-        pages = body.get("pages") if isinstance(body, dict) else None
-        return pages if isinstance(pages, dict) else {}
+    async def by_ideas(
+        self, idea_ids: Sequence[uuid.UUID], first: int, token: str | None
+    ) -> dict[str, Page[CommentPublic]]:
+        body = {"idea_ids": _ids(idea_ids), "first": first}
+        return (await self.call("POST", "/comments/by-ideas", ByIdeasResponse, token=token, json=body)).pages
 
-    async def batch(self, ids: Sequence[uuid.UUID], token: str | None) -> list[JSON]:
-        return _items(await self.call("POST", "/comments/batch", token=token, json={"ids": _ids(ids)}))
+    async def batch(self, ids: Sequence[uuid.UUID], token: str | None) -> list[CommentPublic]:
+        body = {"ids": _ids(ids)}
+        return (await self.call("POST", "/comments/batch", Items[CommentPublic], token=token, json=body)).items
 
     async def flag(self, comment_id: uuid.UUID, reason: str, token: str) -> bool:
-        body = await self.request("POST", f"/comments/{comment_id}/flags", token=token, json={"reason": reason})
-        return bool(isinstance(body, dict) and body.get("flagged"))
+        path = f"/comments/{comment_id}/flags"
+        return (await self.call("POST", path, FlagResponse, token=token, json={"reason": reason})).flagged
 
-    async def hide(self, comment_id: uuid.UUID, reason: str, token: str) -> JSON:
+    async def hide(self, comment_id: uuid.UUID, reason: str, token: str) -> CommentPublic:
         path = f"/comments/{comment_id}/hide"
-        return await self.call("POST", path, token=token, json={"reason": reason})
+        return await self.call("POST", path, CommentPublic, token=token, json={"reason": reason})
 
 
 class InstancesTransport(httpx.AsyncBaseTransport):

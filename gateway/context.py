@@ -19,16 +19,22 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 
 from gateway.auth import Authenticator
-from gateway.clients import JSON, Services
+from gateway.clients import Services
 from gateway.live import LiveHub
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 from gateway.stakeholder_cache import StakeholderCache
 from shared.auth import WRITER, Principal, Requirement, parse_bearer
+from shared.contracts.comments import CommentPublic
+from shared.contracts.ideas import IdeaPublic, IdeaRevisionPublic
+from shared.contracts.stakeholders import StakeholderPublic
+from shared.contracts.votes import VotePublic
+from shared.ids import parse_uuid
+from shared.pagination import Page
 from shared.problems import Problem
 
 MAX_BATCH = 100
-EMPTY_PAGE: JSON = {"items": [], "total_count": 0, "has_next_page": False, "end_cursor": None}
+EMPTY_PAGE: Page[CommentPublic] = Page(items=[], cursors=[], total_count=0, has_next_page=False, end_cursor=None)
 
 
 @dataclass
@@ -42,13 +48,6 @@ class Runtime:
     mutation_limiter: RateLimiter
     anonymous_limiter: RateLimiter
     stakeholder_cache: StakeholderCache = field(default_factory=StakeholderCache)
-
-
-def _uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
 
 
 K = TypeVar("K")
@@ -73,7 +72,7 @@ def ready_or_later(loader: DataLoader[K, V], key: K, make: Callable[[V], T]) -> 
 
 class Loaders:
     """A fresh set per request (and per subscription event); each DataLoader is built on first
-    use (most requests need one or two of them)."""
+    use (most requests need one or two of them). Values are the services' public models."""
 
     def __init__(
         self,
@@ -86,38 +85,38 @@ class Loaders:
         self._stakeholder_cache = stakeholder_cache
 
     @cached_property
-    def stakeholders(self) -> DataLoader[uuid.UUID, JSON | None]:
+    def stakeholders(self) -> DataLoader[uuid.UUID, StakeholderPublic | None]:
         return DataLoader(self._load_stakeholders, max_batch_size=MAX_BATCH)
 
     @cached_property
-    def ideas(self) -> DataLoader[uuid.UUID, JSON | None]:
+    def ideas(self) -> DataLoader[uuid.UUID, IdeaPublic | None]:
         return DataLoader(self._load_ideas, max_batch_size=MAX_BATCH)
 
     @cached_property
-    def my_votes(self) -> DataLoader[uuid.UUID, JSON | None]:
+    def my_votes(self) -> DataLoader[uuid.UUID, VotePublic | None]:
         return DataLoader(self._load_my_votes, max_batch_size=MAX_BATCH)
 
     @cached_property
-    def comment_pages(self) -> DataLoader[tuple[uuid.UUID, int], JSON]:
+    def comment_pages(self) -> DataLoader[tuple[uuid.UUID, int], Page[CommentPublic]]:
         return DataLoader(self._load_comment_pages, max_batch_size=MAX_BATCH)
 
     @cached_property
-    def comments(self) -> DataLoader[uuid.UUID, JSON | None]:
+    def comments(self) -> DataLoader[uuid.UUID, CommentPublic | None]:
         return DataLoader(self._load_comments, max_batch_size=MAX_BATCH)
 
     @cached_property
-    def revisions(self) -> DataLoader[uuid.UUID, list[JSON]]:
+    def revisions(self) -> DataLoader[uuid.UUID, list[IdeaRevisionPublic]]:
         return DataLoader(self._load_revisions, max_batch_size=MAX_BATCH)
 
     # priming: objects that arrive with a page or a mutation answer need no second read
-    def prime_ideas(self, items: Sequence[JSON]) -> None:
-        self.ideas.prime_many({k: item for item in items if (k := _uuid(item.get("id"))) is not None})
+    def prime_ideas(self, items: Sequence[IdeaPublic], *, force: bool = False) -> None:
+        self.ideas.prime_many({item.id: item for item in items}, force=force)
 
-    def prime_stakeholders(self, items: Sequence[JSON]) -> None:
-        self.stakeholders.prime_many({k: item for item in items if (k := _uuid(item.get("id"))) is not None})
+    def prime_stakeholders(self, items: Sequence[StakeholderPublic]) -> None:
+        self.stakeholders.prime_many({item.id: item for item in items})
 
-    def prime_comments(self, items: Sequence[JSON]) -> None:
-        self.comments.prime_many({k: item for item in items if (k := _uuid(item.get("id"))) is not None})
+    def prime_comments(self, items: Sequence[CommentPublic], *, force: bool = False) -> None:
+        self.comments.prime_many({item.id: item for item in items}, force=force)
 
     def forget_idea(self, idea_id: uuid.UUID) -> None:
         """Drop a cached idea (after a write changed it); nothing to do when it was never loaded
@@ -125,38 +124,35 @@ class Loaders:
         with suppress(KeyError):
             self.ideas.clear(idea_id)
 
-    def stakeholder_changed(self, stakeholder_id: uuid.UUID, data: JSON) -> None:
+    def stakeholder_changed(self, stakeholder: StakeholderPublic) -> None:
         """This request changed the stakeholder: its answer for this request, and no cached
         copy for the next ones."""
-        self._stakeholder_cache.forget(stakeholder_id)
-        self.stakeholders.prime(stakeholder_id, data, force=True)
+        self._stakeholder_cache.forget(stakeholder.id)
+        self.stakeholders.prime(stakeholder.id, stakeholder, force=True)
 
-    async def _load_stakeholders(self, ids: list[uuid.UUID]) -> list[JSON | None]:
+    async def _load_stakeholders(self, ids: list[uuid.UUID]) -> list[StakeholderPublic | None]:
         cache = self._stakeholder_cache
         found = cache.get_many(ids)
         missing = [i for i in ids if i not in found]
         if missing:
             generation = cache.generation
-            items = await self._services.stakeholders.batch(missing, await self._token())
-            fetched = {key: item for item in items if (key := _uuid(item.get("id"))) is not None}
+            fetched = {item.id: item for item in await self._services.stakeholders.batch(missing, await self._token())}
             cache.put_many(fetched, read_at_generation=generation)
             found.update(fetched)
         return [found.get(i) for i in ids]
 
-    async def _load_ideas(self, ids: list[uuid.UUID]) -> list[JSON | None]:
-        items = await self._services.ideas.batch(ids, await self._token())
-        by_id = {_uuid(item.get("id")): item for item in items}
+    async def _load_ideas(self, ids: list[uuid.UUID]) -> list[IdeaPublic | None]:
+        by_id = {item.id: item for item in await self._services.ideas.batch(ids, await self._token())}
         return [by_id.get(i) for i in ids]
 
-    async def _load_my_votes(self, idea_ids: list[uuid.UUID]) -> list[JSON | None]:
+    async def _load_my_votes(self, idea_ids: list[uuid.UUID]) -> list[VotePublic | None]:
         token = await self._token()
         if token is None:
             return [None] * len(idea_ids)
-        items = await self._services.votes.mine(idea_ids, token)
-        by_idea = {_uuid(item.get("idea_id")): item for item in items}
+        by_idea = {item.idea_id: item for item in await self._services.votes.mine(idea_ids, token)}
         return [by_idea.get(i) for i in idea_ids]
 
-    async def _load_comment_pages(self, keys: list[tuple[uuid.UUID, int]]) -> list[JSON]:
+    async def _load_comment_pages(self, keys: list[tuple[uuid.UUID, int]]) -> list[Page[CommentPublic]]:
         token = await self._token()
         by_first: dict[int, list[uuid.UUID]] = defaultdict(list)
         for idea_id, first in keys:
@@ -166,31 +162,27 @@ class Loaders:
         answers = await asyncio.gather(
             *(self._services.comments.by_ideas(by_first[first], first, token) for first in firsts)
         )
-        pages: dict[tuple[uuid.UUID, int], JSON] = {}
+        pages: dict[tuple[uuid.UUID, int], Page[CommentPublic]] = {}
         for first, answer in zip(firsts, answers, strict=True):
             for raw_id, page in answer.items():
-                page_idea = _uuid(raw_id)
-                if page_idea is not None and isinstance(page, dict):
+                page_idea = parse_uuid(raw_id)
+                if page_idea is not None:
                     pages[(page_idea, first)] = page
-                    self.prime_comments([c for c in page.get("items") or [] if isinstance(c, dict)])
+                    self.prime_comments(page.items)
         return [pages.get(key, EMPTY_PAGE) for key in keys]
 
-    async def _load_comments(self, ids: list[uuid.UUID]) -> list[JSON | None]:
-        items = await self._services.comments.batch(ids, await self._token())
-        # The comment is only as visible as its idea (checked here too, not only by the service).
-        idea_ids = list({i for item in items if (i := _uuid(item.get("idea_id"))) is not None})
-        ideas = await self.ideas.load_many(idea_ids)
-        visible = {i for i, idea in zip(idea_ids, ideas, strict=True) if idea is not None}
-        by_id = {_uuid(item.get("id")): item for item in items if _uuid(item.get("idea_id")) in visible}
+    async def _load_comments(self, ids: list[uuid.UUID]) -> list[CommentPublic | None]:
+        # The comments service leaves out the comments on ideas the caller may not see.
+        by_id = {item.id: item for item in await self._services.comments.batch(ids, await self._token())}
         return [by_id.get(i) for i in ids]
 
-    async def _load_revisions(self, idea_ids: list[uuid.UUID]) -> list[list[JSON] | BaseException]:
+    async def _load_revisions(self, idea_ids: list[uuid.UUID]) -> list[list[IdeaRevisionPublic] | BaseException]:
         # No batch endpoint: one call per idea, all at once.
         token = await self._token()
         answers = await asyncio.gather(
             *(self._services.ideas.revisions(i, token) for i in idea_ids), return_exceptions=True
         )
-        return [a if isinstance(a, list | BaseException) else [] for a in answers]
+        return list(answers)
 
 
 class GatewayContext:

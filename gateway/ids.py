@@ -1,4 +1,5 @@
-"""Opaque Relay-style global ids (base64 of "Type:uuid") and connection cursors."""
+"""Opaque Relay-style global ids (base64 of "Type:uuid"). Connection cursors are the services' own
+(shared/pagination.py), passed through."""
 
 from __future__ import annotations
 
@@ -60,39 +61,3 @@ def require_id(value: str, type_name: str) -> uuid.UUID:
     if parsed is None:
         raise Problem("NOT_FOUND", f"{type_name} not found")
     return parsed
-
-
-# --- cursors ------------------------------------------------------------------------------------
-# The services page with opaque keyset cursors; their end_cursor is passed through unchanged.
-# An item may carry its own `cursor`; when it does not, an edge inside a page gets a gateway
-# cursor "gw1.<base64(skip:service_after)>": resume after `service_after`, skipping `skip` items.
-_GW_PREFIX = "gw1."
-
-
-@dataclass(frozen=True)
-class PageCursor:
-    after: str | None
-    skip: int = 0
-
-
-def encode_edge_cursor(page_after: str | None, skip: int) -> str:
-    raw = f"{skip}:{page_after or ''}"
-    return _GW_PREFIX + base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_cursor(value: str | None) -> PageCursor:
-    if value is None or value == "":
-        return PageCursor(None, 0)
-    if len(value) > 1000:
-        raise Problem("BAD_USER_INPUT", "invalid cursor")
-    if not value.startswith(_GW_PREFIX):
-        return PageCursor(value, 0)
-    try:
-        raw = base64.urlsafe_b64decode(value[len(_GW_PREFIX) :].encode()).decode()
-        skip_text, _, after = raw.partition(":")
-        skip = int(skip_text)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise Problem("BAD_USER_INPUT", "invalid cursor") from exc
-    if skip < 0 or skip > 1000:
-        raise Problem("BAD_USER_INPUT", "invalid cursor")
-    return PageCursor(after or None, skip)

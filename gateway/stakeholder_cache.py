@@ -15,17 +15,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import orjson
 from cachetools import TLRUCache
 from nats.aio.msg import Msg
 from prometheus_client import Counter
 
+from shared.contracts.stakeholders import StakeholderPublic
 from shared.logs import get_logger
 from shared.messaging import STREAMS
 
-JSON = dict[str, Any]
 SUBJECT = STREAMS["STAKEHOLDERS"][0]  # every stakeholder event
 LOOKUPS = Counter("gateway_stakeholder_cache_total", "Stakeholder lookups by the gateway", ["outcome"])
 HITS, MISSES = LOOKUPS.labels("hit"), LOOKUPS.labels("miss")
@@ -36,13 +35,13 @@ log = get_logger("gateway.stakeholder_cache")
 class StakeholderCache:
     def __init__(self, ttl_seconds: float = 30.0, max_entries: int = 10_000) -> None:
         self.ttl = ttl_seconds
-        self._entries: TLRUCache[uuid.UUID, JSON] = TLRUCache(
+        self._entries: TLRUCache[uuid.UUID, StakeholderPublic] = TLRUCache(
             maxsize=max_entries, ttu=lambda _key, _data, now: now + ttl_seconds, timer=time.monotonic
         )
         # Bumped by every forget: a read started before it may hold the old version.
         self.generation = 0
 
-    def get_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, JSON]:
+    def get_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, StakeholderPublic]:
         if self.ttl <= 0:
             return {}
         found = {key: data for key in ids if (data := self._entries.get(key)) is not None}
@@ -50,7 +49,7 @@ class StakeholderCache:
         MISSES.inc(len(ids) - len(found))
         return found
 
-    def put_many(self, items: Mapping[uuid.UUID, JSON], read_at_generation: int | None = None) -> None:
+    def put_many(self, items: Mapping[uuid.UUID, StakeholderPublic], read_at_generation: int | None = None) -> None:
         """Store what the service answered; skipped when something was forgotten since the read
         began (`read_at_generation`), as that read may be older than the change."""
         if self.ttl <= 0 or (read_at_generation is not None and read_at_generation != self.generation):

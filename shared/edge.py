@@ -97,7 +97,7 @@ class RequestMiddleware:
                     receive = _replay(body, receive)
                 await self.app(scope, receive, send_wrapper)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = getattr(scope.get("route"), "path", None) or (path if path in OPS_PATHS else "unmatched")
             elapsed = time.perf_counter() - start
             REQUESTS.labels(self.service, method, route, str(status)).inc()
             LATENCY.labels(self.service, method, route).observe(elapsed)

@@ -19,10 +19,13 @@ from strawberry.schema.config import StrawberryConfig
 from gateway.context import GatewayContext
 from gateway.errors import ErrorCodes, GatewaySchema
 from gateway.limits import CostLimit, validation_rules
+from gateway.schema.api_key import ApiKeyWithSecret
+from gateway.schema.comment import Comment
+from gateway.schema.idea import Idea
 from gateway.schema.mutation import Mutation
 from gateway.schema.query import Query
+from gateway.schema.stakeholder import Stakeholder
 from gateway.schema.subscription import Subscription
-from gateway.schema.types import ApiKeyWithSecret, Comment, Idea, Stakeholder
 from gateway.settings import GatewaySettings
 
 __all__ = ["build_schema"]

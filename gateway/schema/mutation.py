@@ -9,18 +9,17 @@ import strawberry
 
 from gateway.clients import JSON
 from gateway.ids import require_id
+from gateway.schema.api_key import ApiKeyWithSecret
+from gateway.schema.comment import Comment
+from gateway.schema.common import GInfo
 from gateway.schema.enums import ApiKeyScope, IdeaStatus, Role
+from gateway.schema.idea import Idea
 from gateway.schema.inputs import ProposeIdeaInput, RefineIdeaInput, RegisterInput, UpdateProfileInput
-from gateway.schema.types import (
-    ApiKeyWithSecret,
-    AuthPayload,
-    Comment,
-    GInfo,
-    Idea,
-    Stakeholder,
-    Vote,
-)
+from gateway.schema.stakeholder import AuthPayload, Stakeholder
+from gateway.schema.vote import Vote
 from shared.auth import SESSION_WRITER
+from shared.contracts.ideas import IdeaPublic
+from shared.contracts.stakeholders import AuthResponse
 from shared.problems import Problem
 
 
@@ -28,18 +27,14 @@ def _given(value: Any) -> bool:
     return value is not strawberry.UNSET and value is not None
 
 
-def _auth_payload(info: GInfo, data: JSON) -> AuthPayload:
-    token, stakeholder = data.get("token"), data.get("stakeholder")
-    if not isinstance(token, str) or not isinstance(stakeholder, dict):
-        raise Problem("UNAVAILABLE", "the stakeholders service gave an unreadable answer")
-    info.context.loaders.prime_stakeholders([stakeholder])
-    return AuthPayload(token=token, stakeholder=Stakeholder.from_data(stakeholder))
+def _auth_payload(info: GInfo, answer: AuthResponse) -> AuthPayload:
+    info.context.loaders.prime_stakeholders([answer.stakeholder])
+    return AuthPayload.from_model(answer)
 
 
-def _idea(info: GInfo, data: JSON) -> Idea:
-    idea = Idea.from_data(data)
-    info.context.loaders.ideas.prime(idea.pk, data, force=True)
-    return idea
+def _idea(info: GInfo, answer: IdeaPublic) -> Idea:
+    info.context.loaders.prime_ideas([answer], force=True)
+    return Idea.from_model(answer)
 
 
 @strawberry.type
@@ -92,9 +87,9 @@ class Mutation:
         if not 1 <= weight <= 3:
             raise Problem("BAD_USER_INPUT", f"weight must be 1, 2 or 3, got {weight}")
         target = require_id(idea_id, "Idea")
-        data = await info.context.services.votes.cast(target, weight, principal.token)
-        info.context.loaders.my_votes.prime(target, data, force=True)
-        return Vote.from_data(data)
+        vote = await info.context.services.votes.cast(target, weight, principal.token)
+        info.context.loaders.my_votes.prime(target, vote, force=True)
+        return Vote.from_model(vote)
 
     @strawberry.mutation(description="True when a vote was removed, false when there was none.")
     async def withdraw_vote(self, info: GInfo, idea_id: strawberry.ID) -> bool:
@@ -111,9 +106,9 @@ class Mutation:
         principal = await info.context.require()
         target = require_id(idea_id, "Idea")
         parent = require_id(str(parent_id), "Comment") if _given(parent_id) else None
-        data = await info.context.services.comments.add(target, body, parent, principal.token)
-        info.context.loaders.prime_comments([data])
-        return Comment.from_data(data)
+        comment = await info.context.services.comments.add(target, body, parent, principal.token)
+        info.context.loaders.prime_comments([comment])
+        return Comment.from_model(comment)
 
     @strawberry.mutation(description="PRODUCT_TEAM or ADMIN; only the moves IdeaStatus allows.")
     async def set_idea_status(
@@ -121,10 +116,10 @@ class Mutation:
     ) -> Idea:
         principal = await info.context.require()
         idea_id = require_id(id, "Idea")
-        data = await info.context.services.ideas.set_status(
+        idea = await info.context.services.ideas.set_status(
             idea_id, status.value, note if _given(note) else None, principal.token
         )
-        return _idea(info, data)
+        return _idea(info, idea)
 
     @strawberry.mutation(
         description=(
@@ -147,32 +142,32 @@ class Mutation:
     @strawberry.mutation(description="MODERATOR, PRODUCT_TEAM or ADMIN.")
     async def hide_comment(self, info: GInfo, id: strawberry.ID, reason: str) -> Comment:
         principal = await info.context.require()
-        data = await info.context.services.comments.hide(require_id(id, "Comment"), reason, principal.token)
-        info.context.loaders.comments.prime(Comment.from_data(data).pk, data, force=True)
-        return Comment.from_data(data)
+        comment = await info.context.services.comments.hide(require_id(id, "Comment"), reason, principal.token)
+        info.context.loaders.prime_comments([comment], force=True)
+        return Comment.from_model(comment)
 
     @strawberry.mutation(description="The caller edits their own display name, organization and expertise.")
     async def update_profile(self, info: GInfo, input: UpdateProfileInput) -> Stakeholder:
         principal = await info.context.require()
         fields = ("display_name", "organization", "expertise")
         changes = {name: getattr(input, name) for name in fields if getattr(input, name) is not strawberry.UNSET}
-        data = await info.context.services.stakeholders.update_me(changes, principal.token)
-        info.context.loaders.stakeholder_changed(principal.id, data)
-        return Stakeholder.from_data(data)
+        stakeholder = await info.context.services.stakeholders.update_me(changes, principal.token)
+        info.context.loaders.stakeholder_changed(stakeholder)
+        return Stakeholder.from_model(stakeholder)
 
     @strawberry.mutation(description="ADMIN only.")
     async def grant_role(self, info: GInfo, stakeholder_id: strawberry.ID, role: Role) -> Stakeholder:
         principal = await info.context.require()
         target = require_id(stakeholder_id, "Stakeholder")
-        data = await info.context.services.stakeholders.grant_role(target, role.value, principal.token)
-        info.context.loaders.stakeholder_changed(target, data)
-        return Stakeholder.from_data(data)
+        stakeholder = await info.context.services.stakeholders.grant_role(target, role.value, principal.token)
+        info.context.loaders.stakeholder_changed(stakeholder)
+        return Stakeholder.from_model(stakeholder)
 
     @strawberry.mutation(description="A new API key for integrations; its secret is in the answer, and only there.")
     async def create_api_key(self, info: GInfo, label: str, scope: ApiKeyScope) -> ApiKeyWithSecret:
         principal = await info.context.require(SESSION_WRITER)
-        data = await info.context.services.stakeholders.create_api_key(label, scope.value, principal.token)
-        return ApiKeyWithSecret.from_data(data)
+        key = await info.context.services.stakeholders.create_api_key(label, scope.value, principal.token)
+        return ApiKeyWithSecret.with_secret(key)
 
     @strawberry.mutation(description="True when the key was revoked (owner or ADMIN).")
     async def revoke_api_key(self, info: GInfo, id: strawberry.ID) -> bool:

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import strawberry
 
-from gateway.ids import decode_cursor, decode_global_id, parse_id
+from gateway.ids import decode_global_id, parse_id
+from gateway.schema.api_key import ApiKey
+from gateway.schema.comment import Comment
+from gateway.schema.common import GInfo, Node, check_first
+from gateway.schema.connections import Connection, check_after, connection
 from gateway.schema.enums import IdeaSort, IdeaStatus, StakeholderKind
+from gateway.schema.idea import Idea, load_idea, prefetch_idea_relations
 from gateway.schema.selection import selected_under, selects
-from gateway.schema.types import (
-    ApiKey,
-    Comment,
-    GInfo,
-    Idea,
-    IdeaConnection,
-    IdeaEdge,
-    Node,
-    Stakeholder,
-    check_first,
-    connection_parts,
-    load_idea,
-    prefetch_idea_relations,
-)
+from gateway.schema.stakeholder import Stakeholder
 
 
 @strawberry.type
@@ -34,11 +26,11 @@ class Query:
         if decoded.type_name == "Idea":
             return await load_idea(info, decoded.id)
         if decoded.type_name == "Stakeholder":
-            data = await loaders.stakeholders.load(decoded.id)
-            return None if data is None else Stakeholder.from_data(data)
+            stakeholder = await loaders.stakeholders.load(decoded.id)
+            return None if stakeholder is None else Stakeholder.from_model(stakeholder)
         if decoded.type_name == "Comment":
-            data = await loaders.comments.load(decoded.id)
-            return None if data is None else Comment.from_data(data)
+            comment = await loaders.comments.load(decoded.id)
+            return None if comment is None else Comment.from_model(comment)
         return None
 
     @strawberry.field(description="The caller; null when anonymous.")
@@ -47,9 +39,9 @@ class Query:
         principal = await ctx.principal()
         if principal is None:
             return None
-        data = await ctx.services.stakeholders.me(principal.token)
-        ctx.loaders.prime_stakeholders([data])
-        return Stakeholder.from_data(data)
+        me = await ctx.services.stakeholders.me(principal.token)
+        ctx.loaders.prime_stakeholders([me])
+        return Stakeholder.from_model(me)
 
     @strawberry.field
     async def idea(self, info: GInfo, id: strawberry.ID) -> Idea | None:
@@ -72,14 +64,13 @@ class Query:
         tag: str | None = strawberry.UNSET,
         search: str | None = strawberry.UNSET,
         segment: StakeholderKind | None = strawberry.UNSET,
-    ) -> IdeaConnection:
+    ) -> Connection[Idea]:
         ctx = info.context
         count = check_first(first, 20, ctx.settings.max_first)
-        cursor = decode_cursor(after or None)
         page = await ctx.services.ideas.list_ideas(
             token=await ctx.token(),
-            first=min(ctx.settings.max_first, cursor.skip + count),
-            after=cursor.after,
+            first=count,
+            after=check_after(after),
             sort=(sort or IdeaSort.TOP).value,
             status=[s.value for s in status or []],
             tag=tag or None,
@@ -87,12 +78,10 @@ class Query:
             segment=segment.value if segment else None,
             with_total=selects(info, "totalCount"),
         )
-        ctx.loaders.prime_ideas(page.get("items") or [])
-        edges, page_info, total = connection_parts(page, cursor, count, Idea.from_data)
-        await prefetch_idea_relations(info, [idea for _, idea in edges], selected_under(info, "edges", "node"))
-        return IdeaConnection(
-            edges=[IdeaEdge(cursor=c, node=n) for c, n in edges], page_info=page_info, total_count=total
-        )
+        ctx.loaders.prime_ideas(page.items)
+        ideas = connection(page, Idea.from_model)
+        await prefetch_idea_relations(info, [edge.node for edge in ideas.edges], selected_under(info, "edges", "node"))
+        return ideas
 
     @strawberry.field(
         description=(
@@ -105,9 +94,9 @@ class Query:
         count = check_first(first, 5, ctx.settings.max_first)
         if count == 0 or not text.strip():
             return []
-        items = await ctx.services.ideas.similar(text, count, await ctx.token())
-        ctx.loaders.prime_ideas(items)
-        return [Idea.from_data(item) for item in items[:count]]
+        found = await ctx.services.ideas.similar(text, count, await ctx.token())
+        ctx.loaders.prime_ideas(found)
+        return [Idea.from_model(idea) for idea in found[:count]]
 
     @strawberry.field(
         description="Stakeholders who list the tag as expertise, most active on ideas with that tag first."
@@ -117,12 +106,12 @@ class Query:
         count = check_first(first, 10, ctx.settings.max_first)
         if count == 0:
             return []
-        items = await ctx.services.stakeholders.experts(tag, count, await ctx.token())
-        ctx.loaders.prime_stakeholders(items)
-        return [Stakeholder.from_data(item) for item in items[:count]]
+        found = await ctx.services.stakeholders.experts(tag, count, await ctx.token())
+        ctx.loaders.prime_stakeholders(found)
+        return [Stakeholder.from_model(s) for s in found[:count]]
 
     @strawberry.field(description="The caller's API keys (revoked ones included). Needs a token.")
     async def api_keys(self, info: GInfo) -> list[ApiKey]:
         principal = await info.context.require_principal()
-        items = await info.context.services.stakeholders.list_api_keys(principal.token)
-        return [ApiKey.from_data(item) for item in items]
+        keys = await info.context.services.stakeholders.list_api_keys(principal.token)
+        return [ApiKey.from_model(key) for key in keys]

@@ -11,11 +11,13 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from gateway.clients import JSON
 from gateway.context import GatewayContext
 from gateway.ids import require_id
 from gateway.live import COMMENT, IDEA, LIVE
-from gateway.schema.types import Comment, GInfo, Idea, not_found
+from gateway.schema.comment import Comment
+from gateway.schema.common import GInfo, not_found
+from gateway.schema.idea import Idea
+from shared.contracts.ideas import IdeaPublic
 from shared.logs import get_logger
 from shared.problems import Problem
 
@@ -38,7 +40,9 @@ async def _fresh(ctx: GatewayContext) -> bool:
     return True
 
 
-async def _read_idea(ctx: GatewayContext, idea_id: uuid.UUID, *, tolerate_unavailable: bool = True) -> JSON | None:
+async def _read_idea(
+    ctx: GatewayContext, idea_id: uuid.UUID, *, tolerate_unavailable: bool = True
+) -> IdeaPublic | None:
     """The idea as the subscriber sees it now; None when invisible/missing (or its service is
     down, when tolerated: the next trigger reads again)."""
     try:
@@ -63,7 +67,7 @@ class Subscription:
             last_seen = await _read_idea(ctx, idea_id, tolerate_unavailable=False)
             if last_seen is None:
                 raise not_found("idea")
-            last_sent: JSON | None = None
+            last_sent: IdeaPublic | None = None
             while True:
                 triggers = await listener.get_all()
                 if not await _fresh(ctx):
@@ -80,7 +84,7 @@ class Subscription:
                 if changed or (LIVE in triggers and data != last_sent):
                     last_sent = data
                     ctx.loaders.prime_ideas([data])
-                    yield Idea.from_data(data)
+                    yield Idea.from_model(data)
 
     @strawberry.subscription(description="Emits each new comment on the idea that the subscriber may see.")
     async def comment_added(self, info: GInfo, idea_id: strawberry.ID) -> AsyncGenerator[Comment, None]:
@@ -94,12 +98,12 @@ class Subscription:
                 if not isinstance(comment_id, uuid.UUID) or not await _fresh(ctx):
                     continue
                 try:
-                    data = await ctx.loaders.comments.load(comment_id)
+                    comment = await ctx.loaders.comments.load(comment_id)
                 except Problem as problem:
                     if problem.code != "UNAVAILABLE":
                         raise
                     log.warning("subscription_read_failed", what="comment", id=str(comment_id))
                     continue
-                if data is None:
+                if comment is None:
                     continue
-                yield Comment.from_data(data)
+                yield Comment.from_model(comment)

@@ -1,5 +1,6 @@
 """Comments, flags and the idea-visibility projection (SQLModel family per aggregate:
-Base / Create / table / Public; routes return only the Public models).
+Base / Create / table; routes return only the public models, the contract with the gateway:
+shared/contracts/comments.py).
 
 Comments are never edited, so there is no CommentUpdate: the only changes are hiding
 (HideRequest) and flagging (FlagRequest)."""
@@ -14,8 +15,10 @@ from sqlalchemy import Column, DateTime, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
+from shared.contracts.comments import ByIdeasResponse, CommentPublic, FlagResponse
 from shared.events.catalogue import IdeaStatus
-from shared.pagination import Page
+
+__all__ = ["ByIdeasResponse", "CommentPublic", "FlagResponse"]
 
 
 def utcnow() -> datetime:
@@ -62,21 +65,6 @@ class Comment(CommentBase, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
-class CommentPublic(SQLModel):
-    id: uuid.UUID
-    idea_id: uuid.UUID
-    author_id: uuid.UUID
-    parent_id: uuid.UUID | None
-    # "" for a hidden comment unless the caller is a moderator.
-    body: str
-    official: bool
-    hidden: bool
-    created_at: datetime
-    # Moderators (MODERATOR, PRODUCT_TEAM, ADMIN) only; null for everyone else.
-    hidden_reason: str | None = None
-    flag_count: int | None = None
-
-
 class CommentFlag(SQLModel, table=True):
     """One flag per member per comment (the primary key enforces it)."""
 
@@ -101,10 +89,6 @@ class FlagRequest(ReasonRequest):
     pass
 
 
-class FlagResponse(BaseModel):
-    flagged: bool
-
-
 class IdsRequest(BaseModel):
     ids: list[uuid.UUID] = Field(max_length=500)
 
@@ -112,8 +96,3 @@ class IdsRequest(BaseModel):
 class ByIdeasRequest(BaseModel):
     idea_ids: list[uuid.UUID] = Field(max_length=100)
     first: StrictInt = 20
-
-
-class ByIdeasResponse(BaseModel):
-    # Keyed by idea id; ideas unknown or invisible to the caller are left out.
-    pages: dict[str, Page[CommentPublic]]

@@ -1,5 +1,6 @@
 """Ideas, their revisions and the trending day buckets (SQLModel family per aggregate:
-Base / Create / Update / table / Public; routes return only the Public models).
+Base / Create / Update / table; routes return only the public models, which are the contract
+with the gateway: shared/contracts/ideas.py).
 
 The vote tally and comment count are projections kept from events, stored as columns on the
 idea so every ranking (overall and per stakeholder kind) is served from an index."""
@@ -15,18 +16,14 @@ from sqlalchemy import Column, Date, DateTime, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
+from shared.contracts.ideas import IdeaPublic, IdeaRevisionPublic, IdeaSort, SegmentTally
 from shared.events.catalogue import IdeaStatus, StakeholderKind
+
+__all__ = ["IdeaPublic", "IdeaRevisionPublic", "IdeaSort", "SegmentTally"]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class IdeaSort(StrEnum):
-    TOP = "TOP"
-    TRENDING = "TRENDING"
-    NEWEST = "NEWEST"
-    MOST_DISCUSSED = "MOST_DISCUSSED"
 
 
 class IdeaBase(SQLModel):
@@ -82,29 +79,6 @@ class Idea(IdeaBase, table=True):
     # it is never loaded or written by the ORM.
 
 
-class SegmentTally(BaseModel):
-    kind: StakeholderKind
-    voters: int
-    weight: int
-
-
-class IdeaPublic(IdeaBase):
-    id: uuid.UUID
-    status: IdeaStatus
-    status_note: str | None
-    author_id: uuid.UUID
-    voters: int
-    score: int
-    tally: list[SegmentTally]
-    comment_count: int
-    merged_into_id: uuid.UUID | None
-    created_at: datetime
-    updated_at: datetime
-    # Additions beyond the documented minimum.
-    version: int
-    recent_score: int
-
-
 class IdeaRevisionBase(SQLModel):
     title: str
     body: str = Field(sa_column=Column(Text, nullable=False))
@@ -118,12 +92,6 @@ class IdeaRevision(IdeaRevisionBase, table=True):
     version: int = Field(primary_key=True)
     editor_id: uuid.UUID
     edited_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
-class IdeaRevisionPublic(IdeaRevisionBase):
-    version: int
-    editor_id: uuid.UUID
-    edited_at: datetime
 
 
 class IdeaScoreDay(SQLModel, table=True):

@@ -17,6 +17,7 @@ from services.stakeholders.models import (
     AuthResponse,
     IdsRequest,
     LoginRequest,
+    RevokeResponse,
     RoleRequest,
     StakeholderCreate,
     StakeholderPublic,
@@ -108,9 +109,9 @@ async def list_api_keys(principal: CurrentPrincipal, service: ReadService) -> It
     return Items(items=await service.list_api_keys(principal))
 
 
-@router.delete("/api-keys/{key_id}")
-async def revoke_api_key(key_id: uuid.UUID, principal: SessionWriterPrincipal, service: Service) -> dict[str, bool]:
-    return {"revoked": await service.revoke_api_key(principal, key_id)}
+@router.delete("/api-keys/{key_id}", response_model=RevokeResponse)
+async def revoke_api_key(key_id: uuid.UUID, principal: SessionWriterPrincipal, service: Service) -> RevokeResponse:
+    return RevokeResponse(revoked=await service.revoke_api_key(principal, key_id))
 
 
 @router.post("/auth/api-key-token", response_model=TokenResponse)

@@ -1,5 +1,6 @@
 """Stakeholder accounts, signing keys and integrator API keys (SQLModel family per aggregate:
-Base / Create / Update / table / Public; routes return only the Public models)."""
+Base / Create / Update / table; routes return only the public models, which are the contract
+with the gateway: shared/contracts/stakeholders.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ from sqlalchemy import Column, DateTime, String
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
+from shared.contracts.stakeholders import (
+    ApiKeyPublic,
+    ApiKeyWithSecret,
+    AuthResponse,
+    RevokeResponse,
+    StakeholderPublic,
+    TokenResponse,
+)
 from shared.events.catalogue import Role, StakeholderKind
+
+__all__ = ["ApiKeyPublic", "ApiKeyWithSecret", "AuthResponse", "RevokeResponse", "StakeholderPublic", "TokenResponse"]
 
 
 def utcnow() -> datetime:
@@ -47,12 +58,6 @@ class Stakeholder(StakeholderBase, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
     # Its version as an aggregate (one more with each event about it; the catalogue's ordering).
     event_version: int = 1
-
-
-class StakeholderPublic(StakeholderBase):
-    id: uuid.UUID
-    role: Role
-    created_at: datetime
 
 
 class LoginFailure(SQLModel, table=True):
@@ -93,16 +98,6 @@ class ApiKey(ApiKeyBase, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
-class ApiKeyPublic(ApiKeyBase):
-    id: uuid.UUID
-    created_at: datetime
-    revoked_at: datetime | None
-
-
-class ApiKeyWithSecret(ApiKeyPublic):
-    secret: str
-
-
 class IdeaActivity(SQLModel, table=True):
     """Projection for experts: activity (proposing, commenting, voting) per stakeholder per idea,
     counted under the idea's current tags (the same whatever order the events arrive in)."""
@@ -139,11 +134,6 @@ class LoginRequest(BaseModel):
     password: str
 
 
-class AuthResponse(BaseModel):
-    token: str
-    stakeholder: StakeholderPublic
-
-
 class RoleRequest(BaseModel):
     role: Role
 
@@ -154,7 +144,3 @@ class IdsRequest(BaseModel):
 
 class ApiKeyTokenRequest(BaseModel):
     key: str
-
-
-class TokenResponse(BaseModel):
-    token: str

@@ -1,6 +1,6 @@
-"""Votes and the idea-state projection (SQLModel family per aggregate: Base / Create / table /
-Public; routes return only the Public models). A vote has no Update model: casting again with
-another weight is the update (PUT)."""
+"""Votes and the idea-state projection (SQLModel family per aggregate: Base / Create / table;
+routes return only the public models, the contract with the gateway: shared/contracts/votes.py).
+A vote has no Update model: casting again with another weight is the update (PUT)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from services.votes.domain import DEFAULT_WEIGHT, MAX_MINE_IDS
+from shared.contracts.votes import VotePublic, WithdrawResponse
 from shared.events.catalogue import IdeaStatus, StakeholderKind
+
+__all__ = ["VotePublic", "WithdrawResponse"]
 
 
 class VoteBase(SQLModel):
@@ -42,13 +45,6 @@ class Vote(VoteBase, table=True):
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
-class VotePublic(VoteBase):
-    idea_id: uuid.UUID
-    voter_id: uuid.UUID
-    # When the vote was first cast (a weight change keeps it).
-    cast_at: datetime
-
-
 class IdeaState(SQLModel, table=True):
     """Projection of the ideas service's ideas: enough to refuse votes on unknown, invisible,
     closed or merged ideas. Built from ideas.v1.idea.proposed / .status_changed / .merged."""
@@ -66,7 +62,3 @@ class IdeaState(SQLModel, table=True):
 # --- request / response bodies -----------------------------------------------------------------
 class MineRequest(BaseModel):
     idea_ids: list[uuid.UUID] = PydanticField(max_length=MAX_MINE_IDS)
-
-
-class WithdrawResponse(BaseModel):
-    removed: bool

@@ -127,6 +127,8 @@ class FakeUpstream:
             "merged_into_id": None,
             "created_at": NOW,
             "updated_at": NOW,
+            "version": 1,
+            "recent_score": 0,
         }
         return iid
 
@@ -239,6 +241,7 @@ class FakeUpstream:
             return ok(
                 {
                     "items": page,
+                    "cursors": [str(start + i + 1) for i in range(len(page))],
                     "total_count": None if request.url.params.get("with_total") == "false" else len(visible),
                     "has_next_page": start + first < len(visible),
                     "end_cursor": str(start + len(page)) if page else None,
@@ -307,6 +310,7 @@ class FakeUpstream:
                 page = items[: body["first"]]
                 pages[raw] = {
                     "items": page,
+                    "cursors": [str(i + 1) for i in range(len(page))],
                     "total_count": len(items),
                     "has_next_page": len(items) > len(page),
                     "end_cursor": str(len(page)) if page else None,

@@ -106,9 +106,28 @@ async def test_upstream_rate_limit_keeps_retry_after(gateway: Gateway, fake: Fak
 
 
 @pytest.mark.asyncio
-async def test_bug_is_masked_as_internal(gateway: Gateway, fake: FakeUpstream) -> None:
+async def test_an_answer_off_the_contract_is_unavailable_and_says_nothing_of_it(
+    gateway: Gateway, fake: FakeUpstream
+) -> None:
+    """The gateway's clients read the services' public models: an answer that is not one stops
+    at that boundary (the service is at fault, not the caller)."""
     idea = fake.add_idea(fake.add_stakeholder())
     fake.ideas[idea]["status"] = "NOT_A_STATUS_SECRET_DETAIL"
+    result = await gateway.execute(IDEAS)
+    assert codes(result) == ["UNAVAILABLE"]
+    assert "SECRET_DETAIL" not in as_json(result)
+
+
+@pytest.mark.asyncio
+async def test_bug_is_masked_as_internal(
+    gateway: Gateway, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.add_idea(fake.add_stakeholder())
+
+    def bug(_: object) -> object:
+        raise ValueError("NOT_A_STATUS_SECRET_DETAIL")
+
+    monkeypatch.setattr("gateway.schema.idea.Idea.from_model", bug)
     result = await gateway.execute(IDEAS)
     assert codes(result) == ["INTERNAL"]
     assert result.errors is not None
