@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from enum import StrEnum
 
 from pydantic import BaseModel
 from sqlalchemy import Column, Date, DateTime, String, Text
