@@ -32,7 +32,8 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m devstack run
 
-test: $(STAMP)
+# The lint gate first (ruff, and mypy --strict over shared, services and gateway), then every tier.
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -45,7 +46,7 @@ reliability: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared
+	$(VENV)/bin/mypy shared services gateway
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format .

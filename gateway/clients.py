@@ -43,6 +43,7 @@ from shared.tracing import inject_headers
 JSON = dict[str, Any]
 C = TypeVar("C", bound="ServiceClient")
 M = TypeVar("M", bound=BaseModel)
+Params = list[tuple[str, str | int | float | bool | None]]
 
 UPSTREAM_REQUESTS = Counter("gateway_upstream_requests_total", "Calls to the services", ["service", "outcome"])
 UPSTREAM_LATENCY = Histogram("gateway_upstream_seconds", "Latency of calls to the services", ["service"])
@@ -97,7 +98,7 @@ class ServiceClient:
         *,
         headers: dict[str, str],
         content: bytes | None = None,
-        params: list[tuple[str, str | int]] | None = None,
+        params: Params | None = None,
         timeout: dict[str, float | None] | None = None,
     ) -> httpx.Response:
         request = httpx.Request(
@@ -123,7 +124,7 @@ class ServiceClient:
         *,
         token: str | None = None,
         json: Any = None,
-        params: list[tuple[str, str | int]] | None = None,
+        params: Params | None = None,
     ) -> M:
         """The service's answer as its public model `answer`."""
         headers = _forwarded_headers(token)
@@ -211,7 +212,7 @@ class StakeholdersClient(ServiceClient):
         return await self.call("POST", path, StakeholderPublic, token=token, json={"role": role})
 
     async def experts(self, tag: str, first: int, token: str | None = None) -> list[StakeholderPublic]:
-        params: list[tuple[str, str | int]] = [("tag", tag), ("first", first)]
+        params: Params = [("tag", tag), ("first", first)]
         return (await self.call("GET", "/experts", Items[StakeholderPublic], token=token, params=params)).items
 
     async def create_api_key(self, label: str, scope: str, token: str) -> ApiKeyWithSecret:
@@ -252,7 +253,7 @@ class IdeasClient(ServiceClient):
         segment: str | None = None,
         with_total: bool = True,
     ) -> Page[IdeaPublic]:
-        params: list[tuple[str, str | int]] = [("first", first), ("sort", sort)]
+        params: Params = [("first", first), ("sort", sort)]
         if not with_total:
             params.append(("with_total", "false"))
         if after:
@@ -282,7 +283,7 @@ class IdeasClient(ServiceClient):
         return await self.call("POST", f"/ideas/{source_id}/merge", IdeaPublic, token=token, json=body)
 
     async def similar(self, text: str, first: int, token: str | None) -> list[IdeaPublic]:
-        params: list[tuple[str, str | int]] = [("text", text), ("first", first)]
+        params: Params = [("text", text), ("first", first)]
         return (await self.call("GET", "/ideas/similar", Items[IdeaPublic], token=token, params=params)).items
 
 
@@ -306,7 +307,7 @@ class CommentsClient(ServiceClient):
     async def list_comments(
         self, idea_id: uuid.UUID, first: int, after: str | None, token: str | None
     ) -> Page[CommentPublic]:
-        params: list[tuple[str, str | int]] = [("first", first)]
+        params: Params = [("first", first)]
         if after:
             params.append(("after", after))
         return await self.call("GET", f"/ideas/{idea_id}/comments", Page[CommentPublic], token=token, params=params)

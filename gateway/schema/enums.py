@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import strawberry
 
-from shared.auth import Scope
-from shared.contracts.ideas import IdeaSort as _IdeaSort
-from shared.events.catalogue import IdeaStatus as _IdeaStatus
-from shared.events.catalogue import Role as _Role
-from shared.events.catalogue import StakeholderKind as _StakeholderKind
+from shared.auth import Scope as ApiKeyScope
+from shared.contracts.ideas import IdeaSort
+from shared.events.catalogue import IdeaStatus, Role, StakeholderKind
 
-StakeholderKind = strawberry.enum(_StakeholderKind, name="StakeholderKind")
-Role = strawberry.enum(
-    _Role,
+__all__ = ["ApiKeyScope", "IdeaSort", "IdeaStatus", "Role", "StakeholderKind"]
+
+# strawberry.enum marks each class (in place) with its GraphQL name and description.
+strawberry.enum(StakeholderKind, name="StakeholderKind")
+strawberry.enum(
+    Role,
     name="Role",
     description=(
         "MEMBER: propose, refine own ideas, vote, comment. MODERATOR: also hide comments. PRODUCT_TEAM: also "
         "triage (status, merge, official comments). ADMIN: everything, and grants roles."
     ),
 )
-IdeaStatus = strawberry.enum(
-    _IdeaStatus,
+strawberry.enum(
+    IdeaStatus,
     name="IdeaStatus",
     description=(
         "Allowed moves: OPEN->UNDER_REVIEW|DECLINED|MERGED; UNDER_REVIEW->PLANNED|DECLINED|OPEN|MERGED; "
@@ -29,16 +30,16 @@ IdeaStatus = strawberry.enum(
         "final. Votes are accepted only on OPEN, UNDER_REVIEW and PLANNED ideas."
     ),
 )
-IdeaSort = strawberry.enum(
-    _IdeaSort,
+strawberry.enum(
+    IdeaSort,
     name="IdeaSort",
     description=(
         "TOP: score desc. TRENDING: score gained in the last 7 days desc. NEWEST: createdAt desc. "
         "MOST_DISCUSSED: commentCount desc. Ties break on id."
     ),
 )
-ApiKeyScope = strawberry.enum(
-    Scope,
+strawberry.enum(
+    ApiKeyScope,
     name="ApiKeyScope",
     description="What an integrator API key may do. READ: queries only. READ_WRITE: also mutations.",
 )

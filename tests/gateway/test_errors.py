@@ -119,9 +119,7 @@ async def test_an_answer_off_the_contract_is_unavailable_and_says_nothing_of_it(
 
 
 @pytest.mark.asyncio
-async def test_bug_is_masked_as_internal(
-    gateway: Gateway, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_bug_is_masked_as_internal(gateway: Gateway, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
     fake.add_idea(fake.add_stakeholder())
 
     def bug(_: object) -> object:

@@ -57,7 +57,7 @@ ROUTES: dict[str, tuple[str, Any]] = {
 
 
 @dataclass
-class Caller:
+class Person:
     id: uuid.UUID
     kind: str
     headers: dict[str, str]
@@ -74,9 +74,9 @@ class Pair:
     tokens: TokenIssuer
     seen: set[uuid.UUID] = field(default_factory=set)
 
-    def caller(self, kind: str = "CUSTOMER", role: str = "MEMBER") -> Caller:
+    def caller(self, kind: str = "CUSTOMER", role: str = "MEMBER") -> Person:
         pk = uuid.uuid4()
-        return Caller(pk, kind, {"Authorization": f"Bearer {self.tokens.issue(pk, kind, role)}"})
+        return Person(pk, kind, {"Authorization": f"Bearer {self.tokens.issue(pk, kind, role)}"})
 
     def app_for(self, envelope: Envelope) -> FastAPI:
         return self.ideas if ROUTES[envelope.type][0] == "ideas-votes" else self.votes
@@ -105,7 +105,7 @@ class Pair:
         runner = self.app_for(envelope).state.runtime.consumers
         return bool(await runner.apply(durable, envelope, payload, handler))
 
-    async def propose(self, author: Caller, title: str = "An idea") -> uuid.UUID:
+    async def propose(self, author: Person, title: str = "An idea") -> uuid.UUID:
         r = await self.ideas_http.post("/ideas", json={"title": title, "body": "body"}, headers=author.headers)
         assert r.status_code == 201, r.text
         idea_id = uuid.UUID(r.json()["id"])
@@ -357,8 +357,8 @@ class VotingMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.ideas: list[uuid.UUID] = []
-        self.voters: list[Caller] = []
-        self.staff: Caller | None = None
+        self.voters: list[Person] = []
+        self.staff: Person | None = None
         self.pending: list[Envelope] = []
         self.delivered: list[Envelope] = []
 

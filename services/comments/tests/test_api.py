@@ -21,7 +21,7 @@ from sqlalchemy import event, text
 from devstack.testing import started_consumers
 from devstack.waiting import eventually
 from services.comments.consumers import on_idea_merged, on_idea_proposed, on_idea_status_changed
-from shared.auth import TokenIssuer
+from shared.auth import Scope, TokenIssuer
 from shared.consumer import ConsumerRunner
 from shared.events.catalogue import (
     CommentAdded,
@@ -30,6 +30,7 @@ from shared.events.catalogue import (
     IdeaProposed,
     IdeaStatus,
     IdeaStatusChanged,
+    Role,
     StakeholderKind,
     subject_of,
 )
@@ -42,7 +43,7 @@ HIDDEN = subject_of(CommentHidden)
 
 
 @dataclass
-class Caller:
+class Person:
     id: uuid.UUID
     headers: dict[str, str]
 
@@ -56,9 +57,10 @@ class Ctx:
 
     def caller(
         self, kind: str = "CUSTOMER", role: str = "MEMBER", id: uuid.UUID | None = None, scope: str = "read-write"
-    ) -> Caller:
+    ) -> Person:
         who = id or uuid.uuid4()
-        return Caller(who, {"Authorization": f"Bearer {self.tokens.issue(who, kind, role, scope=scope)}"})
+        token = self.tokens.issue(who, StakeholderKind(kind), Role(role), scope=Scope(scope))
+        return Person(who, {"Authorization": f"Bearer {token}"})
 
     async def consumers(self) -> ConsumerRunner:
         return await started_consumers(self.app)
@@ -87,10 +89,10 @@ class Ctx:
         envelope = Envelope.of(payload, self.next_version(idea_id, version))
         assert await (await self.consumers()).apply(CONSUMER, envelope, payload, on_idea_status_changed)
 
-    async def add(self, idea_id: uuid.UUID, who: Caller, body: str = "a comment", **extra: Any) -> httpx.Response:
+    async def add(self, idea_id: uuid.UUID, who: Person, body: str = "a comment", **extra: Any) -> httpx.Response:
         return await self.client.post(f"/ideas/{idea_id}/comments", json={"body": body, **extra}, headers=who.headers)
 
-    async def added(self, idea_id: uuid.UUID, who: Caller, body: str = "a comment", **extra: Any) -> dict[str, Any]:
+    async def added(self, idea_id: uuid.UUID, who: Person, body: str = "a comment", **extra: Any) -> dict[str, Any]:
         r = await self.add(idea_id, who, body, **extra)
         assert r.status_code == 201, r.text
         return r.json()  # type: ignore[no-any-return]
@@ -280,7 +282,7 @@ async def test_supplier_only_idea_visibility_matrix(ctx: Ctx) -> None:
         "customer": ctx.caller("CUSTOMER"),
         "customer moderator": ctx.caller("CUSTOMER", "MODERATOR"),
         "partner": ctx.caller("PARTNER"),
-        "anonymous": Caller(uuid.uuid4(), {}),
+        "anonymous": Person(uuid.uuid4(), {}),
     }
     for name, who in refused.items():
         assert_problem(await ctx.client.get(f"/ideas/{idea}/comments", headers=who.headers), 404, "NOT_FOUND")
@@ -312,7 +314,7 @@ async def test_public_idea_is_readable_anonymously_and_unknown_ideas_are_not_fou
     comment = await ctx.added(idea, ctx.caller("PARTNER"))
     assert (await ctx.client.get(f"/ideas/{idea}/comments")).json()["items"][0]["id"] == comment["id"]
     assert (await ctx.client.get(f"/comments/{comment['id']}")).status_code == 200
-    assert_problem(await ctx.add(idea, Caller(uuid.uuid4(), {})), 401, "UNAUTHENTICATED")
+    assert_problem(await ctx.add(idea, Person(uuid.uuid4(), {})), 401, "UNAUTHENTICATED")
 
     unknown = uuid.uuid4()
     assert_problem(await ctx.client.get(f"/ideas/{unknown}/comments"), 404, "NOT_FOUND")

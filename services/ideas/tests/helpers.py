@@ -12,31 +12,36 @@ from sqlalchemy import text
 
 from devstack.testing import started_consumers
 from services.ideas.consumers import SUBSCRIPTIONS
-from shared.auth import TokenIssuer
-from shared.events.catalogue import Payload
+from shared.auth import Scope, TokenIssuer
+from shared.events.catalogue import Payload, Role, StakeholderKind
 from shared.events.envelope import Envelope
 
 HANDLERS = {sub.durable: sub for sub in SUBSCRIPTIONS}
 
 
 @dataclass(frozen=True)
-class Caller:
+class Person:
     id: uuid.UUID
     kind: str
     role: str
     headers: dict[str, str]
 
 
-def caller(tokens: TokenIssuer, kind: str = "CUSTOMER", role: str = "MEMBER", scope: str = "read-write") -> Caller:
+def caller(tokens: TokenIssuer, kind: str = "CUSTOMER", role: str = "MEMBER", scope: str = "read-write") -> Person:
     sid = uuid.uuid4()
-    return Caller(sid, kind, role, {"Authorization": f"Bearer {tokens.issue(sid, kind, role, scope=scope)}"})
+    return Person(
+        sid,
+        kind,
+        role,
+        {"Authorization": f"Bearer {tokens.issue(sid, StakeholderKind(kind), Role(role), scope=Scope(scope))}"},
+    )
 
 
 def unique(prefix: str = "t") -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
-async def propose(client: httpx.AsyncClient, who: Caller, **overrides: Any) -> dict[str, Any]:
+async def propose(client: httpx.AsyncClient, who: Person, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"title": f"Idea {unique()}", "body": "Some body text", "tags": []}
     body.update(overrides)
     r = await client.post("/ideas", json=body, headers=who.headers)

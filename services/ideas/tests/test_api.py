@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from services.ideas.tests.helpers import Caller, caller, outbox, problem, propose, unique
+from services.ideas.tests.helpers import Person, caller, outbox, problem, propose, unique
 from shared.events.catalogue import IdeaMerged, IdeaProposed, IdeaRefined, IdeaStatusChanged, subject_of
 
 
@@ -188,7 +188,7 @@ async def test_refine_permissions_and_revisions(service_app, tokens) -> None:  #
 
 
 async def status(
-    client: httpx.AsyncClient, idea_id: str, who: Caller, to: str, note: str | None = None
+    client: httpx.AsyncClient, idea_id: str, who: Person, to: str, note: str | None = None
 ) -> httpx.Response:
     return await client.post(f"/ideas/{idea_id}/status", json={"status": to, "note": note}, headers=who.headers)
 
@@ -259,7 +259,7 @@ async def test_every_allowed_status_move_and_refusals(service_app, tokens) -> No
     assert {(c["from_status"], c["to_status"]) for c in changes} == set(zip(["OPEN", *walk[:-1]], walk, strict=True))
 
 
-async def merge(client: httpx.AsyncClient, source_id: str, target_id: str, who: Caller) -> httpx.Response:
+async def merge(client: httpx.AsyncClient, source_id: str, target_id: str, who: Person) -> httpx.Response:
     return await client.post(f"/ideas/{source_id}/merge", json={"target_id": target_id}, headers=who.headers)
 
 

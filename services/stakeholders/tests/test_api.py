@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import httpx
 import pytest
 
 from shared.events.catalogue import StakeholderRegistered, StakeholderUpdated, subject_of
@@ -13,7 +15,7 @@ def email() -> str:
     return f"user-{uuid.uuid4().hex[:10]}@Example.org"
 
 
-async def register(client, **overrides):  # type: ignore[no-untyped-def]
+async def register(client: httpx.AsyncClient, **overrides: Any) -> httpx.Response:
     body = {"email": email(), "password": "correct horse battery", "display_name": "Ada", "kind": "CUSTOMER"}
     body.update(overrides)
     return await client.post("/stakeholders", json=body)
