@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from prometheus_client import Counter
 
 from shared.contracts.stakeholders import StakeholderPublic
+from shared.ids import parse_uuid
 from shared.logs import get_logger
 from shared.messaging import STREAMS
 
@@ -67,7 +68,11 @@ class StakeholderCache:
     async def on_event(self, msg: Msg) -> None:
         """A stakeholder event from NATS: forget that stakeholder (unreadable: forget everyone)."""
         try:
-            self.forget(uuid.UUID(str(orjson.loads(msg.data)["subject_id"])))
-        except (ValueError, KeyError, TypeError):
+            stakeholder_id = parse_uuid(orjson.loads(msg.data).get("subject_id"))
+        except (orjson.JSONDecodeError, AttributeError):
+            stakeholder_id = None
+        if stakeholder_id is None:
             log.warning("stakeholder_event_unreadable", subject=msg.subject)
             self.clear()
+            return
+        self.forget(stakeholder_id)

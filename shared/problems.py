@@ -5,8 +5,9 @@ gateway passes it through unchanged."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import orjson
 from fastapi import FastAPI, Request
@@ -225,19 +226,28 @@ class UnexpectedErrorMiddleware:
             await unexpected_response(exc)(scope, receive, send)
 
 
+E = TypeVar("E", bound=Exception)
+
+
+def _on(app: FastAPI, kind: type[E], handler: Callable[[Request, E], Awaitable[Response]]) -> None:
+    """Register `handler` for `kind` (Starlette calls a handler only for its own exception type)."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        return await handler(request, cast(E, exc))
+
+    app.add_exception_handler(kind, handle)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    async def on_problem(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Problem)
+    async def on_problem(_: Request, exc: Problem) -> Response:
         return problem_response(exc)
 
-    async def on_validation(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
+    async def on_validation(_: Request, exc: RequestValidationError) -> Response:
         errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
         return problem_response(Problem("BAD_USER_INPUT", detail, status=422, errors=errors))
 
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
         code = error_for_status(exc.status_code).code
         response = problem_response(Problem(code, str(exc.detail), status=exc.status_code))
         for name, value in (exc.headers or {}).items():
@@ -253,7 +263,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_unexpected(_: Request, exc: Exception) -> Response:
         return unexpected_response(exc)
 
-    app.add_exception_handler(Problem, on_problem)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)
+    _on(app, Problem, on_problem)
+    _on(app, RequestValidationError, on_validation)
+    _on(app, StarletteHTTPException, on_http)
+    _on(app, Exception, on_unexpected)

@@ -77,7 +77,8 @@ class Keyring:
     async def load(self, sessionmaker: async_sessionmaker[AsyncSession], configured_pem: str | None) -> None:
         if configured_pem:
             key = serialization.load_pem_private_key(configured_pem.encode(), password=None)
-            assert isinstance(key, Ed25519PrivateKey), "JWT_PRIVATE_KEY must be an Ed25519 key"
+            if not isinstance(key, Ed25519PrivateKey):
+                raise ValueError("JWT_PRIVATE_KEY must be an Ed25519 key")
             self._keys = [(_kid_of(key), key)]
             return
         async with sessionmaker() as session, session.begin():
@@ -95,7 +96,8 @@ class Keyring:
         self._keys = []
         for row in rows:
             loaded = serialization.load_pem_private_key(row.private_pem.encode(), password=None)
-            assert isinstance(loaded, Ed25519PrivateKey)
+            if not isinstance(loaded, Ed25519PrivateKey):
+                raise ValueError(f"signing key {row.kid} in the database is not an Ed25519 key")
             self._keys.append((row.kid, loaded))
 
     @property
