@@ -1,16 +1,20 @@
 """DataLoaders: a page of ideas with author, myVote and first comments costs a constant number
-of upstream calls, whatever the page size."""
+of upstream calls, whatever the page size. The services are the real ones; the lists ask for
+the test's own ideas (its tag), newest first."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
 
 import pytest
 
 from gateway.ids import encode_global_id
-from tests.gateway.fakes import FakeUpstream, Gateway, make_token
+from tests.gateway.support import Gateway, World
 
 PAGE = """
-query Page($first: Int!) {
-  ideas(first: $first) {
+query Page($first: Int!, $tag: String) {
+  ideas(first: $first, tag: $tag, sort: NEWEST) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges {
@@ -30,23 +34,26 @@ query Page($first: Int!) {
 """
 
 
-def seed(fake: FakeUpstream, ideas: int) -> str:
-    me = fake.add_stakeholder(name="Me")
-    authors = [fake.add_stakeholder(name=f"Author {i}") for i in range(7)]
-    for n in range(ideas):
-        idea = fake.add_idea(authors[n % len(authors)], title=f"Idea {n}")
-        for k in range(4):
-            fake.add_comment(idea, authors[(n + k) % len(authors)])
-        if n % 2 == 0:
-            fake.add_vote(idea, me, weight=3)
-    return make_token(me)
+async def seed(world: World, ideas: int) -> str:
+    """`ideas` ideas by seven authors, four comments each; the caller voted (weight 3) on every
+    other one, starting with the newest."""
+    me, *authors = await world.stakeholders("Me", *(f"Author {i}" for i in range(7)))
+    created = [await world.idea(authors[n % len(authors)], title=f"Idea {n}") for n in range(ideas)]
+    await world.known(*created)
+    writes: list[Awaitable[object]] = [
+        world.comment(idea, authors[(n + k) % len(authors)]) for n, idea in enumerate(created) for k in range(4)
+    ]
+    newest_first = created[::-1]
+    writes += [world.vote(idea, me, weight=3) for n, idea in enumerate(newest_first) if n % 2 == 0]
+    await asyncio.gather(*writes)
+    return me.token
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("size", [10, 50])
-async def test_page_of_ideas_costs_constant_calls(gateway: Gateway, fake: FakeUpstream, size: int) -> None:
-    token = seed(fake, size)
-    result = await gateway.execute(PAGE, {"first": size}, token=token)
+async def test_page_of_ideas_costs_constant_calls(gateway: Gateway, world: World, size: int) -> None:
+    token = await seed(world, size)
+    result = await gateway.execute(PAGE, {"first": size, "tag": world.tag}, token=token)
     assert result.errors is None, result.errors
     assert result.data is not None
     edges = result.data["ideas"]["edges"]
@@ -58,7 +65,7 @@ async def test_page_of_ideas_costs_constant_calls(gateway: Gateway, fake: FakeUp
     assert edges[0]["node"]["comments"]["totalCount"] == 4
     # The idea of a vote/comment comes from the page already: no extra idea reads.
     assert edges[0]["node"]["myVote"]["idea"]["id"] == edges[0]["node"]["id"]
-    calls = fake.endpoints()
+    calls = gateway.endpoints()
     assert calls == {
         "ideas GET /ideas": 1,
         "votes POST /votes/mine": 1,
@@ -69,20 +76,21 @@ async def test_page_of_ideas_costs_constant_calls(gateway: Gateway, fake: FakeUp
 
 
 @pytest.mark.asyncio
-async def test_anonymous_page_makes_no_vote_call(gateway: Gateway, fake: FakeUpstream) -> None:
-    seed(fake, 5)
-    result = await gateway.execute(PAGE, {"first": 5})
+async def test_anonymous_page_makes_no_vote_call(gateway: Gateway, world: World) -> None:
+    await seed(world, 5)
+    result = await gateway.execute(PAGE, {"first": 5, "tag": world.tag})
     assert result.errors is None
     assert result.data is not None
     assert all(edge["node"]["myVote"] is None for edge in result.data["ideas"]["edges"])
-    assert fake.count("votes") == 0
+    assert gateway.count("votes") == 0
 
 
 @pytest.mark.asyncio
-async def test_node_resolves_every_type(gateway: Gateway, fake: FakeUpstream) -> None:
-    author = fake.add_stakeholder()
-    idea = fake.add_idea(author)
-    comment = fake.add_comment(idea, author)
+async def test_node_resolves_every_type(gateway: Gateway, world: World) -> None:
+    author = await world.stakeholder()
+    idea = await world.idea(author)
+    await world.known(idea)
+    comment = await world.comment(idea, author)
     query = """query($a: ID!, $b: ID!, $c: ID!) {
       a: node(id: $a) { __typename id ... on Stakeholder { displayName } }
       b: node(id: $b) { __typename id ... on Idea { title } }
@@ -90,7 +98,7 @@ async def test_node_resolves_every_type(gateway: Gateway, fake: FakeUpstream) ->
       d: node(id: "bm9wZQ==") { id }
     }"""
     variables = {
-        "a": encode_global_id("Stakeholder", author),
+        "a": encode_global_id("Stakeholder", author.id),
         "b": encode_global_id("Idea", idea),
         "c": encode_global_id("Comment", comment),
     }
@@ -105,35 +113,37 @@ async def test_node_resolves_every_type(gateway: Gateway, fake: FakeUpstream) ->
 
 
 @pytest.mark.asyncio
-async def test_invisible_ideas_are_missing_not_forbidden(gateway: Gateway, fake: FakeUpstream) -> None:
-    author = fake.add_stakeholder(kind="EMPLOYEE")
-    secret = fake.add_idea(author, visible_to=["EMPLOYEE"])
-    comment = fake.add_comment(secret, author)
-    outsider = make_token(fake.add_stakeholder(kind="CUSTOMER"))
-    query = """query($i: ID!, $c: ID!) { idea(id: $i) { id } node(id: $c) { id } ideas { totalCount } }"""
-    variables = {"i": encode_global_id("Idea", secret), "c": encode_global_id("Comment", comment)}
-    for token in (None, outsider):
+async def test_invisible_ideas_are_missing_not_forbidden(gateway: Gateway, world: World) -> None:
+    author, outsider, insider = await asyncio.gather(
+        world.stakeholder(kind="EMPLOYEE"), world.stakeholder(kind="CUSTOMER"), world.stakeholder(kind="EMPLOYEE")
+    )
+    secret = await world.idea(author, visible_to=["EMPLOYEE"])
+    await world.known(secret)
+    comment = await world.comment(secret, author)
+    query = """query($i: ID!, $c: ID!, $tag: String) {
+      idea(id: $i) { id } node(id: $c) { id } ideas(tag: $tag) { totalCount } }"""
+    variables = {"i": encode_global_id("Idea", secret), "c": encode_global_id("Comment", comment), "tag": world.tag}
+    for token in (None, outsider.token):
         result = await gateway.execute(query, variables, token=token)
         assert result.errors is None
         assert result.data == {"idea": None, "node": None, "ideas": {"totalCount": 0}}
-    insider = make_token(fake.add_stakeholder(kind="EMPLOYEE"), kind="EMPLOYEE")
-    result = await gateway.execute(query, variables, token=insider)
+    result = await gateway.execute(query, variables, token=insider.token)
     assert result.data is not None
     assert result.data["idea"] == {"id": variables["i"]}
     assert result.data["node"] == {"id": variables["c"]}
 
 
 @pytest.mark.asyncio
-async def test_cursors_page_through(gateway: Gateway, fake: FakeUpstream) -> None:
-    author = fake.add_stakeholder()
-    for n in range(5):
-        fake.add_idea(author, title=f"Idea {n}")
-    query = """query($after: String) { ideas(first: 2, after: $after) {
+async def test_cursors_page_through(gateway: Gateway, world: World) -> None:
+    author = await world.stakeholder()
+    for n in reversed(range(5)):  # newest first: Idea 0 is the newest
+        await world.idea(author, title=f"Idea {n}")
+    query = """query($after: String, $tag: String) { ideas(first: 2, after: $after, tag: $tag, sort: NEWEST) {
       edges { cursor node { title } } pageInfo { hasNextPage endCursor } } }"""
     titles: list[str] = []
     after = None
     for _ in range(5):
-        result = await gateway.execute(query, {"after": after})
+        result = await gateway.execute(query, {"after": after, "tag": world.tag})
         assert result.errors is None, result.errors
         assert result.data is not None
         page = result.data["ideas"]
@@ -145,22 +155,30 @@ async def test_cursors_page_through(gateway: Gateway, fake: FakeUpstream) -> Non
         after = page["pageInfo"]["endCursor"]
     assert titles == [f"Idea {n}" for n in range(5)]
     # resuming from an edge inside a page (a gateway cursor) continues right after it
-    first = await gateway.execute(query, {"after": None})
+    first = await gateway.execute(query, {"after": None, "tag": world.tag})
     assert first.data is not None
     inner_cursor = first.data["ideas"]["edges"][0]["cursor"]
-    resumed = await gateway.execute(query, {"after": inner_cursor})
+    resumed = await gateway.execute(query, {"after": inner_cursor, "tag": world.tag})
     assert resumed.data is not None
     assert [e["node"]["title"] for e in resumed.data["ideas"]["edges"]] == ["Idea 1", "Idea 2"]
 
 
 @pytest.mark.asyncio
-async def test_total_count_is_only_computed_when_asked_for(gateway: Gateway, fake: FakeUpstream) -> None:
-    seed(fake, 3)
-    without = await gateway.execute("{ ideas(first: 2) { edges { node { title } } } }")
+async def test_total_count_is_only_computed_when_asked_for(gateway: Gateway, world: World) -> None:
+    await seed(world, 3)
+    without = await gateway.execute(
+        "query($tag: String) { ideas(first: 2, tag: $tag) { edges { node { title } } } }", {"tag": world.tag}
+    )
     with_total = await gateway.execute(
-        "{ ideas(first: 2) { ...Counted } } fragment Counted on IdeaConnection { totalCount }"
+        "query($tag: String) { ideas(first: 2, tag: $tag) { ...Counted } }"
+        " fragment Counted on IdeaConnection { totalCount }",
+        {"tag": world.tag},
     )
     assert without.errors is None and with_total.errors is None
     assert with_total.data == {"ideas": {"totalCount": 3}}
-    seen = [r.url.params.get("with_total") for r in fake.requests if r.url.path == "/ideas" and r.method == "GET"]
+    seen = [
+        r.url.params.get("with_total")
+        for r in gateway.requests("ideas")
+        if r.url.path == "/ideas" and r.method == "GET"
+    ]
     assert seen == ["false", None]

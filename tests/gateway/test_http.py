@@ -10,24 +10,13 @@ import httpx
 import orjson
 import pytest
 
-from gateway.main import create_app
-from gateway.settings import GatewaySettings
-from shared.auth import JwtVerifier
-from tests.gateway.fakes import AUDIENCE, ISSUER, PUBLIC_PEM, FakeUpstream
+from tests.gateway.support import Gateway, GatewayFactory, World, raising
 
 
 @asynccontextmanager
-async def client(fake: FakeUpstream, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        GatewaySettings(log_json=False, **settings),  # type: ignore[arg-type]
-        transports=fake.transports(),
-        verifier=JwtVerifier(jwks_url=None, public_key_pem=PUBLIC_PEM, issuer=ISSUER, audience=AUDIENCE),
-        connect_nats=False,
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield http
+async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway's HTTP client (the gateway itself stops after the test)."""
+    yield gateway.http
 
 
 def error_code(response: httpx.Response) -> str:
@@ -36,28 +25,23 @@ def error_code(response: httpx.Response) -> str:
 
 
 @pytest.mark.asyncio
-async def test_query_over_http(fake: FakeUpstream) -> None:
-    fake.add_idea(fake.add_stakeholder())
-    async with client(fake) as http:
-        response = await http.post("/graphql", json={"query": "{ ideas { totalCount } }"})
+async def test_query_over_http(gateway: Gateway, world: World) -> None:
+    await world.idea(await world.stakeholder())
+    query = f'{{ ideas(tag: "{world.tag}") {{ totalCount }} }}'  # this test's ideas
+    async with client(gateway) as http:
+        response = await http.post("/graphql", json={"query": query})
         assert response.status_code == 200
         assert response.json() == {"data": {"ideas": {"totalCount": 1}}}
         assert response.headers["x-request-id"]
-        response = await http.get("/graphql", params={"query": "{ ideas { totalCount } }"})
+        response = await http.get("/graphql", params={"query": query})
         assert response.json() == {"data": {"ideas": {"totalCount": 1}}}
 
 
 @pytest.mark.asyncio
-async def test_upstream_calls_carry_trace_and_request_ids(fake: FakeUpstream) -> None:
-    seen: list[httpx.Headers] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers)
-        return httpx.Response(200, json={"items": [], "total_count": 0, "has_next_page": False, "end_cursor": None})
-
-    fake.overrides["ideas"] = record
-    async with client(fake) as http:
+async def test_upstream_calls_carry_trace_and_request_ids(gateway: Gateway) -> None:
+    async with client(gateway) as http:
         await http.post("/graphql", json={"query": "{ ideas { totalCount } }"}, headers={"x-request-id": "req-1"})
+    seen = [request.headers for request in gateway.requests("ideas")]
     assert seen[0]["x-request-id"] == "req-1"
     assert seen[0]["x-correlation-id"] == "req-1"
     assert "traceparent" in seen[0]
@@ -76,16 +60,16 @@ async def test_upstream_calls_carry_trace_and_request_ids(fake: FakeUpstream) ->
         b"",
     ],
 )
-async def test_bad_bodies_get_a_coded_error(fake: FakeUpstream, body: bytes) -> None:
-    async with client(fake) as http:
+async def test_bad_bodies_get_a_coded_error(gateway: Gateway, body: bytes) -> None:
+    async with client(gateway) as http:
         response = await http.post("/graphql", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert error_code(response) == "BAD_USER_INPUT"
 
 
 @pytest.mark.asyncio
-async def test_wrong_content_type_and_method(fake: FakeUpstream) -> None:
-    async with client(fake) as http:
+async def test_wrong_content_type_and_method(gateway: Gateway) -> None:
+    async with client(gateway) as http:
         response = await http.post("/graphql", content=b"query", headers={"content-type": "text/plain"})
         assert response.status_code == 400
         assert error_code(response) == "BAD_USER_INPUT"
@@ -105,8 +89,8 @@ async def test_wrong_content_type_and_method(fake: FakeUpstream) -> None:
 
 
 @pytest.mark.asyncio
-async def test_body_size_cap(fake: FakeUpstream) -> None:
-    async with client(fake, max_body_bytes=1024) as http:
+async def test_body_size_cap(make_gateway: GatewayFactory) -> None:
+    async with client(await make_gateway(max_body_bytes=1024)) as http:
         big = orjson.dumps({"query": "{ me { id } }", "variables": {"x": "y" * 2000}})
         response = await http.post("/graphql", content=big, headers={"content-type": "application/json"})
         assert response.status_code == 413
@@ -122,9 +106,9 @@ async def test_body_size_cap(fake: FakeUpstream) -> None:
 
 
 @pytest.mark.asyncio
-async def test_batches_are_capped(fake: FakeUpstream) -> None:
-    async with client(fake) as http:
-        ok = [{"query": "{ me { id } }"}, {"query": "{ ideas { totalCount } }"}]
+async def test_batches_are_capped(gateway: Gateway, world: World) -> None:
+    async with client(gateway) as http:
+        ok = [{"query": "{ me { id } }"}, {"query": f'{{ ideas(tag: "{world.tag}") {{ totalCount }} }}'}]
         response = await http.post("/graphql", json=ok)
         assert response.status_code == 200
         assert response.json() == [{"data": {"me": None}}, {"data": {"ideas": {"totalCount": 0}}}]
@@ -134,15 +118,15 @@ async def test_batches_are_capped(fake: FakeUpstream) -> None:
 
 
 @pytest.mark.asyncio
-async def test_graphiql_and_introspection_follow_the_setting(fake: FakeUpstream) -> None:
+async def test_graphiql_and_introspection_follow_the_setting(make_gateway: GatewayFactory) -> None:
     introspect = {"query": "{ __schema { queryType { name } } }"}
-    async with client(fake, environment="production") as http:
+    async with client(await make_gateway(environment="production")) as http:
         response = await http.get("/graphql", headers={"accept": "text/html"})
         assert response.status_code == 404
         assert error_code(response) == "NOT_FOUND"
         response = await http.post("/graphql", json=introspect)
         assert error_code(response) == "BAD_USER_INPUT"
-    async with client(fake, environment="development") as http:
+    async with client(await make_gateway(environment="development")) as http:
         response = await http.get("/graphql", headers={"accept": "text/html"})
         assert response.status_code == 200
         assert "graphiql" in response.text.lower()
@@ -151,8 +135,8 @@ async def test_graphiql_and_introspection_follow_the_setting(fake: FakeUpstream)
 
 
 @pytest.mark.asyncio
-async def test_operations_endpoints(fake: FakeUpstream) -> None:
-    async with client(fake) as http:
+async def test_operations_endpoints(gateway: Gateway) -> None:
+    async with client(gateway) as http:
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         response = await http.get("/readyz")
         assert response.status_code == 200
@@ -161,10 +145,7 @@ async def test_operations_endpoints(fake: FakeUpstream) -> None:
         assert response.status_code == 200
         assert "http_requests_total{" in response.text and 'service="gateway"' in response.text
 
-        def down(request: httpx.Request) -> httpx.Response:
-            raise httpx.ConnectError("refused", request=request)
-
-        fake.overrides["votes"] = down
+        gateway.fail("votes", raising(httpx.ConnectError, "refused"))  # the votes service is down
         response = await http.get("/readyz")
         assert response.status_code == 503
         assert response.json()["checks"]["votes"] == "unreachable"

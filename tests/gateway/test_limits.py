@@ -5,45 +5,46 @@ from __future__ import annotations
 import pytest
 from graphql import parse
 
+from gateway.errors import GatewaySchema
 from gateway.limits import operation_cost
-from tests.gateway.fakes import FakeUpstream, Gateway, codes
+from tests.gateway.support import Gateway, World, codes
 
 
-def cost(gateway: Gateway, query: str, variables: dict[str, object] | None = None) -> int:
-    return operation_cost(gateway.schema._schema, parse(query), None, variables)
+def cost(schema: GatewaySchema, query: str, variables: dict[str, object] | None = None) -> int:
+    return operation_cost(schema._schema, parse(query), None, variables)
 
 
-def test_cost_is_the_product_of_firsts(gateway: Gateway) -> None:
-    assert cost(gateway, "{ me { id } }") == 0
-    assert cost(gateway, "{ ideas(first: 50) { totalCount } }") == 50
-    assert cost(gateway, "{ ideas { totalCount } }") == 20  # the schema's default
-    assert cost(gateway, "{ ideas(first: null) { totalCount } }") == 20
-    assert cost(gateway, "query($n: Int) { ideas(first: $n) { totalCount } }") == 20
+def test_cost_is_the_product_of_firsts(schema: GatewaySchema) -> None:
+    assert cost(schema, "{ me { id } }") == 0
+    assert cost(schema, "{ ideas(first: 50) { totalCount } }") == 50
+    assert cost(schema, "{ ideas { totalCount } }") == 20  # the schema's default
+    assert cost(schema, "{ ideas(first: null) { totalCount } }") == 20
+    assert cost(schema, "query($n: Int) { ideas(first: $n) { totalCount } }") == 20
     nested = "{ ideas(first: 50) { edges { node { comments(first: 20) { edges { node { id } } } } } } }"
-    assert cost(gateway, nested) == 50 + 50 * 20
+    assert cost(schema, nested) == 50 + 50 * 20
     with_vars = (
         "query($a: Int, $b: Int = 7) { ideas(first: $a) { edges { node { comments(first: $b) { totalCount } } } } }"
     )
-    assert cost(gateway, with_vars, {"a": 10}) == 10 + 70
+    assert cost(schema, with_vars, {"a": 10}) == 10 + 70
     fragment = """query { ideas(first: 10) { ...F } similarIdeas(text: "x", first: 3) { id } }
       fragment F on IdeaConnection { edges { node { comments(first: 10) { totalCount } } } }"""
-    assert cost(gateway, fragment) == 10 + 100 + 3
+    assert cost(schema, fragment) == 10 + 100 + 3
 
 
 @pytest.mark.asyncio
-async def test_cost_over_the_limit_is_refused(gateway: Gateway, fake: FakeUpstream) -> None:
+async def test_cost_over_the_limit_is_refused(gateway: Gateway) -> None:
     query = "query($n: Int) { ideas(first: $n) { edges { node { comments(first: 100) { totalCount } } } } }"
     result = await gateway.execute(query, {"n": 60})
     assert codes(result) == ["BAD_USER_INPUT"]
     assert result.errors is not None
     assert "cost" in result.errors[0].message
-    assert fake.count() == 0  # refused before resolving anything
+    assert gateway.count() == 0  # refused before resolving anything
     result = await gateway.execute(query, {"n": 10})
     assert result.errors is None
 
 
 @pytest.mark.asyncio
-async def test_first_over_100_is_refused(gateway: Gateway, fake: FakeUpstream) -> None:
+async def test_first_over_100_is_refused(gateway: Gateway) -> None:
     for query in (
         "{ ideas(first: 101) { totalCount } }",
         "{ ideas(first: -1) { totalCount } }",
@@ -52,14 +53,14 @@ async def test_first_over_100_is_refused(gateway: Gateway, fake: FakeUpstream) -
     ):
         result = await gateway.execute(query)
         assert codes(result) == ["BAD_USER_INPUT"], query
-    assert fake.count() == 0
+    assert gateway.count() == 0
     result = await gateway.execute("{ ideas(first: 100) { totalCount } }")
     assert result.errors is None
 
 
 @pytest.mark.asyncio
-async def test_nested_first_over_100_is_refused(gateway: Gateway, fake: FakeUpstream) -> None:
-    fake.add_idea(fake.add_stakeholder())
+async def test_nested_first_over_100_is_refused(gateway: Gateway, world: World) -> None:
+    await world.idea(await world.stakeholder())
     result = await gateway.execute("{ ideas(first: 1) { edges { node { comments(first: 101) { totalCount } } } } }")
     assert codes(result) == ["BAD_USER_INPUT"]
 

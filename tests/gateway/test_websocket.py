@@ -1,49 +1,30 @@
 """graphql-transport-ws only, auth from connection_init, and the per-connection limit; served
-by a real uvicorn on a free port, the upstream services faked."""
+by a real uvicorn on a free port, in front of the real services."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.ids import encode_global_id
-from gateway.main import create_app
-from gateway.settings import GatewaySettings
-from shared.auth import JwtVerifier
-from tests.gateway.fakes import AUDIENCE, ISSUER, PUBLIC_PEM, FakeUpstream, make_token
+from tests.gateway.support import GatewayFactory, World
 
 PROTOCOL = "graphql-transport-ws"
 IDEA_CHANGED = "subscription($id: ID!) { ideaChanged(id: $id) { id score } }"
 
 
-@asynccontextmanager
-async def serve(fake: FakeUpstream) -> AsyncIterator[str]:
-    app = create_app(
-        GatewaySettings(log_json=False, max_subscriptions_per_connection=3),
-        transports=fake.transports(),
-        verifier=JwtVerifier(jwks_url=None, public_key_pem=PUBLIC_PEM, issuer=ISSUER, audience=AUDIENCE),
-        connect_nats=False,
-    )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(1000):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+@pytest.fixture
+async def url(make_gateway: GatewayFactory) -> AsyncIterator[str]:
+    """A gateway served by uvicorn: its ws:// URL."""
+    gateway = await make_gateway(max_subscriptions_per_connection=3)
+    async with gateway.serve() as served:
+        yield served
 
 
 async def receive(ws: ClientConnection) -> dict[str, Any]:
@@ -57,27 +38,28 @@ async def closed_code(ws: ClientConnection) -> int | None:
 
 
 @pytest.mark.asyncio
-async def test_bad_token_is_rejected(fake: FakeUpstream) -> None:
-    async with serve(fake) as url, connect(url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
+async def test_bad_token_is_rejected(url: str) -> None:
+    async with connect(url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer not.a.token"}}))
         assert await closed_code(ws) == 4403
 
 
 @pytest.mark.asyncio
-async def test_legacy_protocol_is_refused(fake: FakeUpstream) -> None:
-    async with serve(fake) as url, connect(url, subprotocols=["graphql-ws"]) as ws:  # type: ignore[list-item]
+async def test_legacy_protocol_is_refused(url: str) -> None:
+    async with connect(url, subprotocols=["graphql-ws"]) as ws:  # type: ignore[list-item]
         assert await closed_code(ws) == 4406
 
 
 @pytest.mark.asyncio
-async def test_subscriptions_over_websocket(fake: FakeUpstream) -> None:
-    idea = encode_global_id("Idea", fake.add_idea(fake.add_stakeholder()))
-    token = make_token(fake.add_stakeholder())
+async def test_subscriptions_over_websocket(url: str, world: World) -> None:
+    author, me = await world.stakeholders("Author", "Ada")
+    idea = encode_global_id("Idea", await world.idea(author))
+    token = me.token
 
     async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
         await ws.send(json.dumps(message))
 
-    async with serve(fake) as url, connect(url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
+    async with connect(url, subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
         await send(ws, {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
         assert await receive(ws) == {"type": "connection_ack"}
         for n in range(3):
