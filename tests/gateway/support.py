@@ -322,18 +322,18 @@ class World:
 
     async def known(self, *ideas: uuid.UUID) -> None:
         """Until the votes and comments services have the ideas' proposals (they arrive over
-        NATS): before that they refuse votes and comments on them (404)."""
+        NATS): before that they refuse votes and comments on them (404). One idea at a time:
+        when the first is known the others mostly are too, and polling all at once would load
+        the services more than the wait costs."""
+        for idea in ideas:
 
-        async def everywhere(idea: uuid.UUID) -> None:
-            async def check() -> bool:
+            async def check(idea: uuid.UUID = idea) -> bool:
                 # neither read changes anything (staff has no vote to withdraw)
                 votes = await self.send("votes", "DELETE", f"/ideas/{idea}/vote", self.staff)
                 comments = await self.send("comments", "GET", f"/ideas/{idea}/comments", self.staff)
                 return votes.status_code == 200 and comments.status_code == 200
 
             await eventually(check, what=f"votes and comments know idea {idea}")
-
-        await asyncio.gather(*(everywhere(i) for i in ideas))
 
     async def comment(self, idea: uuid.UUID, author: Person, body: str = "Nice") -> uuid.UUID:
         added = await self.call("comments", "POST", f"/ideas/{idea}/comments", author.token, json={"body": body})

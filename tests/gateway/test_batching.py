@@ -36,14 +36,15 @@ query Page($first: Int!, $tag: String) {
 
 async def seed(world: World, ideas: int) -> str:
     """`ideas` ideas by seven authors, four comments each; the caller voted (weight 3) on every
-    other one, starting with the newest."""
+    other one, starting with the newest (as the ideas service lists them)."""
     me, *authors = await world.stakeholders("Me", *(f"Author {i}" for i in range(7)))
-    created = [await world.idea(authors[n % len(authors)], title=f"Idea {n}") for n in range(ideas)]
+    created = await asyncio.gather(*(world.idea(authors[n % len(authors)], title=f"Idea {n}") for n in range(ideas)))
     await world.known(*created)
+    listed = await world.call("ideas", "GET", "/ideas", params={"tag": world.tag, "sort": "NEWEST", "first": 100})
+    newest_first = [item["id"] for item in listed["items"]]
     writes: list[Awaitable[object]] = [
         world.comment(idea, authors[(n + k) % len(authors)]) for n, idea in enumerate(created) for k in range(4)
     ]
-    newest_first = created[::-1]
     writes += [world.vote(idea, me, weight=3) for n, idea in enumerate(newest_first) if n % 2 == 0]
     await asyncio.gather(*writes)
     return me.token
