@@ -902,10 +902,14 @@ TABLES: dict[str, list[Copy]] = {
 
 
 def hash_password(password: str = PASSWORD) -> str:
-    """One argon2 hash (the service's parameters) shared by every seeded stakeholder."""
-    from argon2 import PasswordHasher
+    """One argon2 hash (the service's settings and code) shared by every seeded stakeholder."""
+    from services.stakeholders.main import Settings
+    from services.stakeholders.service import Passwords
 
-    return PasswordHasher().hash(password)
+    s = Settings()
+    return Passwords(s.password_hash_time_cost, s.password_hash_memory_kib, s.password_hash_parallelism).hash_now(
+        password
+    )
 
 
 @dataclass

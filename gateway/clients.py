@@ -376,7 +376,7 @@ def build_services(
     settings: GatewaySettings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
 ) -> Services:
     """One keep-alive pool per service. `transports` (by service name) replaces the network
-    in tests (httpx.MockTransport)."""
+    in tests (the services in-process, through httpx.ASGITransport)."""
     timeout = httpx.Timeout(
         settings.upstream_timeout, connect=min(settings.upstream_connect_timeout, settings.upstream_timeout)
     )

@@ -4,7 +4,7 @@ httpx's own pool (httpcore) costs CPU that grows with the requests in flight: me
 with 64 concurrent requests, 2.2-3.5 ms of client CPU per request, against 0.5 ms through this
 transport (BENCHMARKS.md, "before/after"). The gateway makes several upstream calls per GraphQL
 request, so that cost was a large part of the platform's CPU per vote and per read. Callers keep
-using `httpx.AsyncClient` (and tests keep `httpx.MockTransport`); only the transport changes."""
+using `httpx.AsyncClient` (and tests can pass any httpx transport); only the transport changes."""
 
 from __future__ import annotations
 

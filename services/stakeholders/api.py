@@ -24,7 +24,7 @@ from services.stakeholders.models import (
     StakeholderUpdate,
     TokenResponse,
 )
-from services.stakeholders.service import Keyring, StakeholderService
+from services.stakeholders.service import Keyring, Passwords, StakeholderService
 from shared.auth import AdminPrincipal, CurrentPrincipal, SessionWriterPrincipal, WriterPrincipal
 from shared.db import read_only, transactional
 from shared.pagination import Items, check_page_size
@@ -36,7 +36,8 @@ router = APIRouter()
 
 def _service(uow: UnitOfWork, request: Request) -> StakeholderService:
     keyring: Keyring = request.app.state.keyring
-    return StakeholderService(uow, keyring)
+    passwords: Passwords = request.app.state.passwords
+    return StakeholderService(uow, keyring, passwords)
 
 
 # Service: on the request's transaction; ReadService: routes that only read (no transaction).

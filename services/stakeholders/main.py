@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
+from pydantic import Field
 
 from services.stakeholders.api import router
 from services.stakeholders.consumers import SUBSCRIPTIONS
-from services.stakeholders.service import Keyring, StakeholderService
+from services.stakeholders.service import Keyring, Passwords, StakeholderService
 from shared.app import Runtime, create_service_app
 from shared.logs import get_logger
 from shared.settings import ServiceSettings
@@ -21,6 +24,10 @@ class Settings(ServiceSettings):
     jwt_private_key: str | None = None
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: str | None = None
+    # argon2id costs (argon2-cffi's defaults, RFC 9106's second recommendation).
+    password_hash_time_cost: int = Field(3, ge=1)
+    password_hash_memory_kib: int = Field(65_536, ge=8)
+    password_hash_parallelism: int = Field(4, ge=1)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,10 +38,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await keyring.load(runtime.sessionmaker, settings.jwt_private_key)
         app.state.keyring = keyring
         app.state.jwt_verifier = keyring.verifier()
+        passwords = await asyncio.to_thread(
+            Passwords,
+            settings.password_hash_time_cost,
+            settings.password_hash_memory_kib,
+            settings.password_hash_parallelism,
+        )
+        app.state.passwords = passwords
         if settings.bootstrap_admin_email and settings.bootstrap_admin_password:
             async with runtime.sessionmaker() as session:
                 uow = UnitOfWork(session)
-                await StakeholderService(uow, keyring).ensure_admin(
+                await StakeholderService(uow, keyring, passwords).ensure_admin(
                     settings.bootstrap_admin_email, settings.bootstrap_admin_password
                 )
                 await uow.commit()

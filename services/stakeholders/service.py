@@ -41,27 +41,37 @@ from shared.events.failures import RetryLater
 from shared.problems import Problem, conflict, not_found, unauthenticated
 from shared.uow import UnitOfWork
 
-_hasher = PasswordHasher()
-# Verifying against this when the e-mail is unknown keeps both paths equally slow.
-_DUMMY_HASH = _hasher.hash("dummy-password-for-timing")
-
 
 def public(stakeholder: Stakeholder) -> StakeholderPublic:
     return StakeholderPublic.model_validate(stakeholder, from_attributes=True)
 
 
-async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+class Passwords:
+    """argon2 password hashes at the costs the settings give (built in the app's lifespan, never
+    at import). Hashing and checking run in a worker thread: they are CPU-bound by design."""
 
+    def __init__(self, time_cost: int, memory_kib: int, parallelism: int) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+        # Checked against when the e-mail is unknown, so both paths cost the same.
+        self._dummy = self.hash_now("dummy-password-for-timing")
 
-async def password_matches(password_hash: str, password: str) -> bool:
-    def verify() -> bool:
-        try:
-            return _hasher.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
+    def hash_now(self, password: str) -> str:
+        return self._hasher.hash(password)
 
-    return await asyncio.to_thread(verify)
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def matches(self, password_hash: str | None, password: str) -> bool:
+        """Whether `password` is the one `password_hash` was made from (None: an unknown account,
+        checked against a dummy hash all the same)."""
+
+        def verify() -> bool:
+            try:
+                return self._hasher.verify(password_hash or self._dummy, password) and password_hash is not None
+            except (VerificationError, InvalidHashError):
+                return False
+
+        return await asyncio.to_thread(verify)
 
 
 class Keyring:
@@ -128,8 +138,9 @@ def _kid_of(key: Ed25519PrivateKey) -> str:
 
 
 class StakeholderService:
-    def __init__(self, uow: UnitOfWork, keyring: Keyring) -> None:
+    def __init__(self, uow: UnitOfWork, keyring: Keyring, passwords: Passwords) -> None:
         self.uow = uow
+        self.passwords = passwords
         self.repo = StakeholderRepository(uow.session)
         self.keys = KeyRepository(uow.session)
         self.keyring = keyring
@@ -142,7 +153,7 @@ class StakeholderService:
         domain.check_password(data.password)
         stakeholder = Stakeholder(
             email=email,
-            password_hash=await hash_password(data.password),
+            password_hash=await self.passwords.hash(data.password),
             display_name=domain.clean_display_name(data.display_name),
             kind=StakeholderKind(data.kind),
             organization=domain.clean_organization(data.organization),
@@ -180,7 +191,7 @@ class StakeholderService:
         if wait is not None:
             raise Problem("RATE_LIMITED", "too many failed logins; try again later", retry_after=wait)
         stakeholder = await self.repo.by_email(email)
-        ok = await password_matches(stakeholder.password_hash if stakeholder else _DUMMY_HASH, password)
+        ok = await self.passwords.matches(stakeholder.password_hash if stakeholder else None, password)
         if stakeholder is None or not ok:
             new_state = domain.after_failure(state, now)
             row = row or LoginFailure(email=email, first_failed_at=now)

@@ -155,7 +155,7 @@ async def test_cursors_page_through(gateway: Gateway, world: World) -> None:
             break
         after = page["pageInfo"]["endCursor"]
     assert titles == [f"Idea {n}" for n in range(5)]
-    # resuming from an edge inside a page (a gateway cursor) continues right after it
+    # resuming from an edge inside a page (its own cursor, the service's) continues right after it
     first = await gateway.execute(query, {"after": None, "tag": world.tag})
     assert first.data is not None
     inner_cursor = first.data["ideas"]["edges"][0]["cursor"]
