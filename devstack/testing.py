@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import importlib
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -76,6 +77,8 @@ def infra() -> Iterator[Infra]:
     finally:
         nats.stop()
         postgres.stop(mode="immediate")
+        # ~200 MB of server data a session: left behind, CI's machine fills up run after run.
+        shutil.rmtree(base, ignore_errors=True)
 
 
 _migrated: set[str] = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +28,7 @@ def stack() -> Iterator[Stack]:
         yield s
     finally:
         s.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 # --- sessions shared by the acceptance suite (tests/e2e/support.py) -------------------------------

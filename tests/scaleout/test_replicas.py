@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,12 +35,14 @@ COMMENT = "mutation($i: ID!, $b: String!) { addComment(ideaId: $i, body: $b) { i
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    c = Cluster(new_data_dir("ccp-replicas-"), replicas=2)
+    data_dir = new_data_dir("ccp-replicas-")
+    c = Cluster(data_dir, replicas=2)
     c.start()
     try:
         yield c
     finally:
         c.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @dataclass
