@@ -455,7 +455,7 @@ class Dataset:
             self._eligible_cache[key] = [i for i, p in enumerate(self.people) if visible(key, NOBODY, p)]
         return self._eligible_cache[key]
 
-    def can_see(self, person: int, idea_index: int) -> bool:
+    def sees(self, person: int, idea_index: int) -> bool:
         idea = self.ideas[idea_index]
         return visible(idea.visible_to, self.people[idea.author].id, self.people[person])
 
@@ -661,7 +661,7 @@ class Dataset:
 
     def accepts_votes_from(self, idea_index: int, person: int) -> bool:
         """The votes service's check_can_vote, as a yes or no: visible, and in a status that takes votes."""
-        return self.ideas[idea_index].status in ACCEPTING_STATUSES and self.can_see(person, idea_index)
+        return self.ideas[idea_index].status in ACCEPTING_STATUSES and self.sees(person, idea_index)
 
     # --- rows for COPY -----------------------------------------------------------------------
     def stakeholder_rows(self, password_hash: str) -> Iterator[tuple[Any, ...]]:

@@ -13,6 +13,7 @@ import gateway.stakeholder_cache
 from devstack.testing import Infra
 from devstack.waiting import eventually
 from gateway.stakeholder_cache import StakeholderCache
+from shared.events.catalogue import StakeholderUpdated, subject_of
 from tests.gateway.support import Gateway, World, nats_messages
 
 AUTHORS = "query($tag: String) { ideas(first: 10, tag: $tag) { edges { node { author { displayName } } } } }"
@@ -54,7 +55,7 @@ async def test_a_stakeholder_event_makes_the_gateway_read_again(gateway: Gateway
     author = await world.stakeholder(name="Ada")
     await world.idea(author)
     assert await page(gateway, world) == ["Ada"]
-    async with nats_messages(infra.nats_url, "stakeholders.v1.stakeholder.updated") as published:
+    async with nats_messages(infra.nats_url, subject_of(StakeholderUpdated)) as published:
         await world.rename(author, "Ada L.")  # changed elsewhere (another gateway)
         assert await page(gateway, world) == ["Ada"], "cached until the event arrives"
 

@@ -21,6 +21,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from devstack.waiting import eventually
 from gateway.ids import encode_global_id
 from gateway.live import IDEA, LiveHub
+from shared.events.catalogue import (
+    CommentAdded,
+    CommentHidden,
+    IdeaMerged,
+    IdeaStatusChanged,
+    VoteCast,
+    VotesMoved,
+    subject_of,
+)
 from tests.gateway.support import Error, Gateway, GatewayFactory, Result, World, codes
 
 IDEA_CHANGED = "subscription($id: ID!) { ideaChanged(id: $id) { id score status author { displayName } } }"
@@ -103,7 +112,7 @@ async def test_idea_changed_emits_on_change_only(make_gateway: GatewayFactory, w
         await eventually(lambda: hub._listeners, what="the subscription listening")
         await reads(gateway, idea, 1)  # the baseline read
         # a vote event before the ideas service applied it: nothing changed yet, nothing sent
-        hub.dispatch("votes.v1.vote.cast", envelope("votes.v1.vote.cast", idea_id=idea))
+        hub.dispatch(subject_of(VoteCast), envelope(subject_of(VoteCast), idea_id=idea))
         await reads(gateway, idea, 2)  # but it was read again
         # the ideas service applied it and says so: what is sent is the new state (had the
         # early event sent something, that would have come first, with score 0)
@@ -126,7 +135,7 @@ async def test_idea_changed_emits_on_change_only(make_gateway: GatewayFactory, w
         await reads(gateway, idea, 4)
         # an event of another context about the idea: re-read, sent when changed
         await world.move(idea, "UNDER_REVIEW", "PLANNED")
-        hub.dispatch("ideas.v1.idea.status_changed", envelope("ideas.v1.idea.status_changed", idea_id=idea))
+        hub.dispatch(subject_of(IdeaStatusChanged), envelope(subject_of(IdeaStatusChanged), idea_id=idea))
         result = await asyncio.wait_for(next_item, TIMEOUT)
         assert result.data["ideaChanged"]["score"] == 3
         assert result.data["ideaChanged"]["status"] == "PLANNED", "the repeated state was sent"
@@ -135,7 +144,7 @@ async def test_idea_changed_emits_on_change_only(make_gateway: GatewayFactory, w
         await world.move(idea, "IN_PROGRESS")
         hub.dispatch(*live(uuid.uuid4()))
         assert [listener.pending() for listener in hub._listeners[(IDEA, idea)]] == [0]
-        hub.dispatch("ideas.v1.idea.status_changed", envelope("ideas.v1.idea.status_changed", idea_id=idea))
+        hub.dispatch(subject_of(IdeaStatusChanged), envelope(subject_of(IdeaStatusChanged), idea_id=idea))
         result = await asyncio.wait_for(next_item, TIMEOUT)
         assert result.data["ideaChanged"]["status"] == "IN_PROGRESS"
         assert gateway.count("ideas", f"/ideas/{idea}") == 6
@@ -211,7 +220,7 @@ async def test_comment_added(make_gateway: GatewayFactory, world: World) -> None
     author, subscriber = await world.stakeholders("Commenter", "Ada")
     idea, other = await world.idea(author), await world.idea(author)
     await world.known(idea, other)
-    subject = "comments.v1.comment.added"
+    subject = subject_of(CommentAdded)
     async with subscribe(gateway, COMMENT_ADDED, idea, subscriber.token) as stream:
         next_item = asyncio.ensure_future(stream.__anext__())
         await reads(gateway, idea, 1)
@@ -242,10 +251,10 @@ def test_hub_routes_every_trigger() -> None:
     a, b = uuid.uuid4(), uuid.uuid4()
     with hub.listen(("idea", a), coalesce=False) as on_a, hub.listen(("idea", b), coalesce=True) as on_b:
         hub.dispatch(f"live.idea.{a}", orjson.dumps({"idea_id": str(a)}))
-        hub.dispatch("votes.v1.votes.moved", envelope("votes.v1.votes.moved", source_id=a, target_id=b))
-        hub.dispatch("ideas.v1.idea.merged", envelope("ideas.v1.idea.merged", idea_id=a, target_id=b))
-        hub.dispatch("comments.v1.comment.hidden", envelope("comments.v1.comment.hidden", idea_id=b))
-        hub.dispatch("votes.v1.vote.cast", b"not json")
+        hub.dispatch(subject_of(VotesMoved), envelope(subject_of(VotesMoved), source_id=a, target_id=b))
+        hub.dispatch(subject_of(IdeaMerged), envelope(subject_of(IdeaMerged), idea_id=a, target_id=b))
+        hub.dispatch(subject_of(CommentHidden), envelope(subject_of(CommentHidden), idea_id=b))
+        hub.dispatch(subject_of(VoteCast), b"not json")
         assert on_a.pending() == 3
         assert on_b.pending() == 1  # coalesced: one pending re-read is enough
     assert not hub._listeners
