@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed
 # checkout's Python, never one it would download.
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON_DOWNLOADS := never
+# Compile the installed packages' bytecode at install time, as pip does: with
+# PYTHONDONTWRITEBYTECODE set (as on CI) nothing is cached later, and every process of the
+# platform then parses its dependencies anew at start (measured: 2 s more per service start).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: run test test-fast lint fmt lock install clean-data bench reliability
 
