@@ -346,16 +346,17 @@ class World:
         for status in statuses:
             await self.call("ideas", "POST", f"/ideas/{idea}/status", self.staff, json={"status": status})
 
-    async def until_votes_refuse(self, idea: uuid.UUID) -> None:
-        """Until the votes service has the idea's last status change (over NATS) and refuses
-        votes on it (a probe voter's votes before that are accepted, and count)."""
+    async def until_votes_refuse(self, idea: uuid.UUID, status: str) -> None:
+        """Until the votes service has the idea's status change to `status` (over NATS) and
+        refuses votes on it for that reason (a probe voter's votes before that are accepted, and
+        count; an earlier closed status refuses them too, naming itself)."""
         probe = self.tokens.issue(uuid.uuid4(), StakeholderKind.EMPLOYEE, Role.MEMBER)
 
         async def check() -> bool:
             answer = await self.send("votes", "PUT", f"/ideas/{idea}/vote", probe, json={"weight": 1})
-            return answer.status_code == 409
+            return answer.status_code == 409 and f" {status} " in answer.json().get("detail", "")
 
-        await eventually(check, what=f"the votes service refuses votes on idea {idea}")
+        await eventually(check, what=f"the votes service refuses votes on idea {idea} as {status}")
 
     async def read(self, idea: uuid.UUID) -> dict[str, Any]:
         """The idea as the ideas service has it now (as staff)."""

@@ -73,7 +73,7 @@ async def test_problem_codes_pass_through(gateway: Gateway, world: World) -> Non
     me, author = await world.stakeholders("Ada", "Author")
     idea = await world.idea(author)
     await world.move(idea, "UNDER_REVIEW", "PLANNED", "IN_PROGRESS", "SHIPPED")
-    await world.until_votes_refuse(idea)
+    await world.until_votes_refuse(idea, "SHIPPED")
     result = await gateway.execute(VOTE, {"id": encode_global_id("Idea", idea), "w": 2}, token=me.token)
     assert codes(result) == ["CONFLICT"]
     assert result.errors is not None
