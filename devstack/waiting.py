@@ -38,6 +38,11 @@ class _Attempts:
             if time.monotonic() >= self.deadline:
                 return
 
+    def met(self, value: object) -> bool:
+        """Record one check's value; True when it is the fact waited for."""
+        self.error, self.last = None, value
+        return bool(value)
+
     def failed(self) -> AssertionError:
         detail = f"last assertion: {self.error}" if self.error is not None else f"last value: {self.last!r}"
         return AssertionError(f"{self.what} not met within {self.timeout}s; {detail}")
@@ -68,13 +73,10 @@ async def eventually(
             value = check()
             if inspect.isawaitable(value):
                 value = await value
+            if attempts.met(value):
+                return value
         except AssertionError as exc:
             attempts.error = exc
-        else:
-            attempts.error = None
-            attempts.last = value
-            if value:
-                return value
         await asyncio.sleep(interval)
     raise attempts.failed()
 
@@ -90,12 +92,9 @@ def eventually_blocking(
     for _ in attempts:
         try:
             value = check()
+            if attempts.met(value):
+                return value
         except AssertionError as exc:
             attempts.error = exc
-        else:
-            attempts.error = None
-            attempts.last = value
-            if value:
-                return value
         time.sleep(interval)
     raise attempts.failed()

@@ -34,7 +34,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import text
 
-from devstack.testing import started_consumers
+from devstack.testing import stop_messaging
 from services.ideas.consumers import SUBSCRIPTIONS as IDEAS_SUBSCRIPTIONS
 from services.votes.consumers import SUBSCRIPTIONS as VOTES_SUBSCRIPTIONS
 from shared.auth import TokenIssuer
@@ -205,12 +205,7 @@ async def pair(service_app: Any, tokens: TokenIssuer) -> Pair:
     ideas, ideas_http = await service_app("ideas", database="resilience_ideas")
     votes, votes_http = await service_app("votes", database="resilience_votes")
     for app in (ideas, votes):
-        await started_consumers(app)
-        runtime = app.state.runtime
-        runtime.stop.set()  # relay and fetch loops end; `apply` stays usable
-        for task in runtime.tasks:
-            task.cancel()
-        await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        await stop_messaging(app)  # relay and fetch loops end; `apply` stays usable
     return Pair(ideas, ideas_http, votes, votes_http, tokens)
 
 
