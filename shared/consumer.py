@@ -30,8 +30,7 @@ import inspect
 import typing
 import uuid
 from collections import Counter as Tally
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -42,7 +41,6 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from opentelemetry.trace import Span
 from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy import Column, DateTime, func, text
@@ -76,21 +74,18 @@ class InboxEntry(SQLModel, table=True):
     )
 
 
-def _bind_event(envelope: Envelope) -> None:
-    """The event's ids on every log line until `_unbind_event`."""
+@contextlib.contextmanager
+def _event_scope(msg: Msg, envelope: Envelope) -> Iterator[None]:
+    """While one delivered event is handled: its ids on every log line, and the consumer's span,
+    continuing the trace the event carries in its headers."""
     structlog.contextvars.bind_contextvars(
         correlation_id=envelope.correlation_id, event_id=str(envelope.id), event_type=envelope.type
     )
-
-
-def _unbind_event() -> None:
-    structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
-
-
-def _span(msg: Msg | None, envelope: Envelope) -> AbstractContextManager[Span]:
-    """The consumer's span, continuing the trace the event carries in its headers."""
-    headers = msg.headers if msg is not None else None
-    return tracer().start_as_current_span(f"consume {envelope.type}", context=extract_context(headers))
+    try:
+        with tracer().start_as_current_span(f"consume {envelope.type}", context=extract_context(msg.headers)):
+            yield
+    finally:
+        structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
 
 
 @dataclass(frozen=True)
@@ -366,11 +361,13 @@ class ConsumerRunner:
         parsed = parsed or await self._parse(sub, msg)
         if parsed is None:
             return
-        envelope, payload, handler = parsed
-        _bind_event(envelope)
+        with _event_scope(msg, parsed[0]):
+            await self._settle(sub, msg, parsed)
+
+    async def _settle(self, sub: Subscription, msg: Msg, parsed: Parsed) -> None:
+        """Apply one event and ack it; or nak it (retry), or term it (permanent or dead)."""
         try:
-            with _span(msg, envelope):
-                first_time = await self.apply(sub.durable, envelope, payload, handler)
+            first_time = await self.apply(sub.durable, *parsed)
             await msg.ack()
             self.handled += 1
             EVENTS.labels(sub.durable, "applied" if first_time else "duplicate").inc()
@@ -389,35 +386,26 @@ class ConsumerRunner:
                 log = self._log.info if isinstance(exc, RetryLater) else self._log.warning
                 log("event_retry", durable=sub.durable, deliveries=delivered, error=repr(exc))
                 await msg.nak(delay=min(0.2 * 2**delivered, 10.0))
-        finally:
-            _unbind_event()
 
     async def apply(self, consumer: str, envelope: Envelope, payload: Payload, handler: Handler) -> bool:
         """Inbox row and effect in one transaction. Returns False for an event seen before."""
-        return (await self._in_transaction(consumer, [(envelope, payload, handler)], bind=False))[0]
+        return (await self._in_transaction(consumer, [(None, (envelope, payload, handler))]))[0]
 
     async def apply_batch(self, consumer: str, events: list[tuple[Msg, Parsed]]) -> list[bool]:
         """Inbox rows and effects of several events in one transaction, in order. Each handler
         sees what the ones before it wrote (pending changes flushed, loaded objects expired)."""
-        return await self._in_transaction(consumer, [parsed for _, parsed in events], msgs=[m for m, _ in events])
+        return await self._in_transaction(consumer, list(events))
 
-    async def _in_transaction(
-        self, consumer: str, events: list[Parsed], *, msgs: list[Msg] | None = None, bind: bool = True
-    ) -> list[bool]:
+    async def _in_transaction(self, consumer: str, events: Sequence[tuple[Msg | None, Parsed]]) -> list[bool]:
+        """The events' inbox rows and effects in one transaction, in order. An event that comes
+        with its message gets its own log and trace scope (`apply` runs inside its caller's)."""
         firsts: list[bool] = []
         async with self._sessionmaker() as session:
             uow = UnitOfWork(session)
             try:
-                for i, (envelope, payload, handler) in enumerate(events):
-                    if not bind:
+                for msg, (envelope, payload, handler) in events:
+                    with _event_scope(msg, envelope) if msg is not None else contextlib.nullcontext():
                         firsts.append(await self._apply_one(uow, consumer, envelope, payload, handler))
-                        continue
-                    _bind_event(envelope)
-                    try:
-                        with _span(msgs[i] if msgs else None, envelope):
-                            firsts.append(await self._apply_one(uow, consumer, envelope, payload, handler))
-                    finally:
-                        _unbind_event()
                 await uow.commit()
             except BaseException:
                 await uow.rollback()
